@@ -1,0 +1,407 @@
+"""Database migrations that must finish before any traffic moves to green (story AC 9).
+
+Green's code may read columns blue never had, so the schema moves first. Blue keeps serving from the
+same database meanwhile, so migrations must be additive, and a step that hangs must not stall the
+rollout: every run is bounded by a per-statement ``statement_timeout`` and an overall deadline.
+
+Two runs (two deployments, or a retry whose first worker is still alive) are serialised by a
+session-level advisory lock, so no version is ever applied twice.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import signal
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from airflow.providers.postgres.hooks.postgres import PostgresHook
+
+FILE_NAME = re.compile(r"^V(\d+)__([A-Za-z0-9]+(?:_[A-Za-z0-9]+)*)\.sql$")
+LOOKS_LIKE_MIGRATION = re.compile(r"(^[Vv]\d)|(\.sql$)", re.IGNORECASE)
+TABLE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}(\.[A-Za-z_][A-Za-z0-9_]{0,62})?$")
+DEFAULT_LEDGER = "bluegreen_schema_migrations"
+QUERY_CANCELED, LOCK_NOT_AVAILABLE = "57014", "55P03"
+IN_TRANSACTION = 2  # libpq PQTRANS_INTRANS, same value in psycopg2 and psycopg 3
+
+
+class MigrationError(Exception):
+    """A migration run failed; retrying may help (lock busy, deadline, SQL error)."""
+
+
+class MigrationConfigError(MigrationError):
+    """The inputs or the recorded history are wrong; a retry cannot fix it."""
+
+
+class MigrationLockTimeout(MigrationError):
+    """Another run held the advisory lock for longer than we were willing to wait."""
+
+
+class MigrationTimeout(MigrationError):
+    """A statement or the whole run exceeded its time limit; the migration in progress rolled back."""
+
+
+@dataclass(frozen=True)
+class Migration:
+    """One ``V<version>__<words>.sql`` file; its checksum pins what was applied."""
+
+    version: int
+    description: str
+    checksum: str
+    path: Path
+
+    @property
+    def sql(self) -> str:
+        return self.path.read_text(encoding="utf-8")
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"version": self.version, "description": self.description, "checksum": self.checksum}
+
+
+def load_migrations(folder: str | os.PathLike[str]) -> list[Migration]:
+    """Read and validate a migrations folder without touching any database.
+
+    Names that look like a migration (``.sql`` or ``V<digit>…``) must match ``V<digits>__<words>.sql``
+    exactly, so a typo fails loudly instead of being skipped; other files (a README) are ignored.
+    """
+    root = Path(folder)
+    if not root.is_dir():
+        raise MigrationConfigError(f"migrations folder {str(root)!r} does not exist or is not a directory")
+    found: dict[int, Migration] = {}
+    for path in sorted(root.iterdir()):
+        if path.name.startswith(".") or not LOOKS_LIKE_MIGRATION.search(path.name):
+            continue
+        match = FILE_NAME.match(path.name)
+        if not match or not path.is_file():
+            raise MigrationConfigError(
+                f"bad migration file name {path.name!r} in {str(root)!r}: expected V<digits>__<words>.sql, "
+                "e.g. V001__create_mocs.sql"
+            )
+        version = int(match.group(1))
+        if version in found:
+            raise MigrationConfigError(
+                f"duplicate migration version {version}: {found[version].path.name!r} and {path.name!r}"
+            )
+        found[version] = Migration(
+            version=version,
+            description=match.group(2).replace("_", " "),
+            checksum=hashlib.sha256(path.read_bytes()).hexdigest(),
+            path=path,
+        )
+    return [found[v] for v in sorted(found)]
+
+
+def advisory_lock_key(lock_key: str) -> int:
+    """Map a readable lock name to the signed 64-bit key ``pg_advisory_lock`` takes."""
+    return int.from_bytes(hashlib.sha256(lock_key.encode()).digest()[:8], "big", signed=True)
+
+
+def check_history(migrations: list[Migration], applied: dict[int, str]) -> list[Migration]:
+    """Return pending migrations; refuse changed files and files slotted in below applied ones."""
+    drifted = [m for m in migrations if m.version in applied and applied[m.version] != m.checksum]
+    if drifted:
+        m = drifted[0]
+        raise MigrationConfigError(
+            f"checksum drift: migration V{m.version} ({m.path.name}) was applied with checksum "
+            f"{applied[m.version]} but the file now has {m.checksum}; applied migrations must never change, "
+            "add a new version instead"
+        )
+    pending = [m for m in migrations if m.version not in applied]
+    highest = max(applied, default=None)
+    late = [m for m in pending if highest is not None and m.version < highest]
+    if late:
+        raise MigrationConfigError(
+            f"out-of-order migration: V{late[0].version} ({late[0].path.name}) is not applied but V{highest} "
+            "already is; renumber it above the highest applied version"
+        )
+    return pending
+
+
+def _sqlstate(exc: BaseException) -> str | None:
+    return getattr(exc, "sqlstate", None) or getattr(exc, "pgcode", None)
+
+
+class MigrationsHook(PostgresHook):
+    """Apply versioned SQL files, or run a project's own migration command, under one lock and deadline.
+
+    The connection comes from the postgres provider (``postgres_conn_id``), so extras, IAM and
+    environment-variable connections behave as for any ``PostgresHook``.
+
+    :param lock_key: name of the advisory lock; runs sharing it never migrate at once.
+    :param lock_timeout_seconds: how long to wait for that lock before failing.
+    :param statement_timeout_seconds: ``statement_timeout`` for every statement.
+    :param deadline_seconds: wall-clock budget of the whole run, lock wait included.
+    :param ledger_table: table (optionally ``schema.table``) recording applied versions.
+    :param applied_by: who applies, written to the ledger (the operator passes dag/task/run ids).
+    """
+
+    def __init__(
+        self,
+        *args: Any,
+        lock_key: str = "bluegreen",
+        lock_timeout_seconds: float = 60,
+        statement_timeout_seconds: float = 300,
+        deadline_seconds: float = 600,
+        ledger_table: str = DEFAULT_LEDGER,
+        applied_by: str = "bluegreen",
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(*args, **kwargs)
+        for name, value in (
+            ("lock_timeout_seconds", lock_timeout_seconds),
+            ("statement_timeout_seconds", statement_timeout_seconds),
+            ("deadline_seconds", deadline_seconds),
+        ):
+            if not isinstance(value, int | float) or isinstance(value, bool) or value <= 0:
+                raise MigrationConfigError(f"{name} must be a positive number of seconds, got {value!r}")
+        if not TABLE_NAME.match(ledger_table or ""):
+            raise MigrationConfigError(f"ledger_table {ledger_table!r} is not a plain [schema.]table name")
+        if not lock_key:
+            raise MigrationConfigError("lock_key must not be empty")
+        self.lock_key, self.lock_id = lock_key, advisory_lock_key(lock_key)
+        self.lock_timeout, self.statement_timeout = lock_timeout_seconds, statement_timeout_seconds
+        self.deadline, self.applied_by = deadline_seconds, applied_by
+        self.ledger_table = ledger_table
+        self._ledger_sql = ".".join(f'"{part}"' for part in ledger_table.split("."))
+
+    # ------------------------------------------------------------------ read-only
+    def pending_migrations(self, migrations_folder: str | os.PathLike[str]) -> list[Migration]:
+        """What a run would apply now; raises on drift or out-of-order files. Writes nothing."""
+        migrations = load_migrations(migrations_folder)
+        with closing_conn(self.get_conn()) as conn:
+            conn.autocommit = True
+            return check_history(migrations, self._applied(conn.cursor()))
+
+    def database_url(self) -> str:
+        """``postgresql://`` URI of the connection, for tools that read ``DATABASE_URL``."""
+        url = self.sqlalchemy_url.set(drivername="postgresql")
+        extras = {
+            k: str(v)
+            for k, v in self.connection.extra_dejson.items()
+            if k not in self.ignored_extra_options and isinstance(v, str | int) and not isinstance(v, bool)
+        }
+        return url.update_query_dict(extras).render_as_string(hide_password=False)
+
+    # ------------------------------------------------------------------ folder mode
+    def migrate(self, migrations_folder: str | os.PathLike[str]) -> dict[str, Any]:
+        """Apply pending migrations, each in its own transaction together with its ledger row."""
+        migrations = load_migrations(migrations_folder)
+        started = time.monotonic()
+        with closing_conn(self.get_conn()) as conn, self._deadline_watch(conn, started) as expired:
+            lock_wait_ms = self._lock(conn, started, expired)
+            try:
+                applied = self._prepare_ledger(conn.cursor())
+            except Exception as exc:
+                raise self._explain(exc, "reading the migration ledger", expired) from exc
+            pending = check_history(migrations, applied)
+            unknown = sorted(set(applied) - {m.version for m in migrations})
+            if unknown:
+                self.log.warning("Ledger has versions with no file in this folder: %s", unknown)
+            done = [self._apply_one(conn, m, expired) for m in pending]
+        self.log.info("Applied %d migration(s), %d already applied", len(done), len(applied))
+        return {
+            "mode": "folder",
+            "applied": done,
+            "skipped": sorted(v for v in applied if v in {m.version for m in migrations}),
+            "pending": [],
+            "lock_wait_ms": lock_wait_ms,
+        }
+
+    def _apply_one(self, conn: Any, m: Migration, expired: threading.Event) -> dict[str, Any]:
+        if expired.is_set():
+            raise MigrationTimeout(f"deadline of {self.deadline:g} s passed before V{m.version} could start")
+        self.log.info("Applying V%s %s (sha256 %s)", m.version, m.description, m.checksum)
+        conn.autocommit = False
+        cur = conn.cursor()
+        begin = time.monotonic()
+        try:
+            cur.execute(m.sql)
+            if conn.info.transaction_status != IN_TRANSACTION:
+                raise MigrationConfigError(
+                    f"V{m.version} ({m.path.name}) ended its own transaction (COMMIT/ROLLBACK); "
+                    "migrations must not manage transactions, the runner wraps each file in one"
+                )
+            duration_ms = int((time.monotonic() - begin) * 1000)
+            cur.execute(
+                f"INSERT INTO {self._ledger_sql} (version, description, checksum, duration_ms, applied_by) "
+                "VALUES (%s, %s, %s, %s, %s)",
+                (m.version, m.description, m.checksum, duration_ms, self.applied_by),
+            )
+            conn.commit()
+        except Exception as exc:
+            with suppress(Exception):
+                conn.rollback()
+            raise self._explain(exc, f"V{m.version} ({m.path.name})", expired) from exc
+        finally:
+            with suppress(Exception):
+                conn.autocommit = True
+        self.log.info("Applied V%s in %d ms", m.version, duration_ms)
+        return {"version": m.version, "description": m.description, "duration_ms": duration_ms}
+
+    # ------------------------------------------------------------------ command mode
+    def run_command(self, command: str, cwd: str | None = None) -> dict[str, Any]:
+        """Run a project's own migration tool under the same lock and deadline.
+
+        The tool gets ``DATABASE_URL`` and, for libpq-based clients, ``PGOPTIONS`` carrying the
+        statement timeout. At the deadline its whole process group is killed.
+        """
+        if not command or not command.strip():
+            raise MigrationConfigError("command must be a non-empty shell command")
+        env = {**os.environ, "DATABASE_URL": self.database_url()}
+        timeout_ms = int(self.statement_timeout * 1000)
+        env["PGOPTIONS"] = f"{env.get('PGOPTIONS', '')} -c statement_timeout={timeout_ms}".strip()
+        started = time.monotonic()
+        with closing_conn(self.get_conn()) as conn, self._deadline_watch(conn, started) as expired:
+            lock_wait_ms = self._lock(conn, started, expired)
+            self.log.info("Running migration command: %s", command)
+            proc = subprocess.Popen(
+                command, shell=True, cwd=cwd, env=env, start_new_session=True,
+                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, errors="replace",
+            )  # fmt: skip
+            tail: list[str] = []
+            reader = threading.Thread(target=self._stream, args=(proc, tail), daemon=True)
+            reader.start()
+            try:
+                code = proc.wait(timeout=max(0.0, started + self.deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                self._kill_group(proc)
+                raise MigrationTimeout(
+                    f"migration command exceeded the deadline of {self.deadline:g} s; its process group "
+                    f"(pgid {proc.pid}) was killed"
+                ) from None
+            finally:
+                reader.join(timeout=5)
+        if code != 0:
+            raise MigrationError(f"migration command exited with code {code}; last output:\n" + "".join(tail))
+        duration_ms = int((time.monotonic() - started) * 1000) - lock_wait_ms
+        self.log.info("Migration command finished in %d ms", duration_ms)
+        return {"mode": "command", "applied": [], "skipped": [], "pending": [], "lock_wait_ms": lock_wait_ms,
+                "exit_code": code, "duration_ms": duration_ms}  # fmt: skip
+
+    def _stream(self, proc: subprocess.Popen[str], tail: list[str]) -> None:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            self.log.info("| %s", line.rstrip())
+            tail.append(line)
+            del tail[:-20]
+
+    def _kill_group(self, proc: subprocess.Popen[str]) -> None:
+        """TERM the group, give it a moment to exit cleanly, then KILL whatever is left."""
+        for sig, grace in ((signal.SIGTERM, 5.0), (signal.SIGKILL, 5.0)):
+            with suppress(ProcessLookupError):
+                os.killpg(proc.pid, sig)
+            try:
+                proc.wait(timeout=grace)
+                if sig == signal.SIGTERM:
+                    with suppress(ProcessLookupError):
+                        os.killpg(proc.pid, signal.SIGKILL)  # children that ignored TERM
+                return
+            except subprocess.TimeoutExpired:
+                continue
+
+    # ------------------------------------------------------------------ lock, deadline, ledger
+    def _lock(self, conn: Any, started: float, expired: threading.Event) -> int:
+        """Take the session advisory lock; ``lock_timeout`` bounds the wait on the server side."""
+        conn.autocommit = True
+        cur = conn.cursor()
+        name = f"bluegreen-migrations {self.applied_by}"[:63]
+        cur.execute("SELECT set_config('application_name', %s, false)", (name,))
+        wait_s = min(self.lock_timeout, max(0.001, started + self.deadline - time.monotonic()))
+        cur.execute(f"SET lock_timeout = {max(1, int(wait_s * 1000))}")
+        begin = time.monotonic()
+        try:
+            cur.execute("SELECT pg_advisory_lock(%s)", (self.lock_id,))
+        except Exception as exc:
+            if _sqlstate(exc) == LOCK_NOT_AVAILABLE:
+                raise MigrationLockTimeout(
+                    f"another migration holds lock {self.lock_key!r} (key {self.lock_id}, held by "
+                    f"{self._holder(conn)}); gave up after waiting {wait_s:g} s"
+                ) from exc
+            raise self._explain(exc, "the advisory lock wait", expired) from exc
+        lock_wait_ms = int((time.monotonic() - begin) * 1000)
+        cur.execute("RESET lock_timeout")
+        self.log.info("Holding migration lock %r after waiting %d ms", self.lock_key, lock_wait_ms)
+        return lock_wait_ms
+
+    def _holder(self, conn: Any) -> str:
+        cur = conn.cursor()
+        cur.execute(
+            "SELECT a.pid, a.application_name FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid "
+            "WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1 "
+            "AND l.classid::bigint = %s AND l.objid::bigint = %s",
+            ((self.lock_id >> 32) & 0xFFFFFFFF, self.lock_id & 0xFFFFFFFF),
+        )
+        row = cur.fetchone()
+        return f"pid {row[0]} {row[1]!r}" if row else "a session that has since released it"
+
+    @contextmanager
+    def _deadline_watch(self, conn: Any, started: float) -> Iterator[threading.Event]:
+        """Cancel the running statement at the deadline; the caller rolls back and reports it."""
+        expired, stop = threading.Event(), threading.Event()
+
+        def watch() -> None:
+            if not stop.wait(max(0.0, started + self.deadline - time.monotonic())):
+                expired.set()
+                getattr(conn, "cancel_safe", conn.cancel)()
+
+        watcher = threading.Thread(target=watch, name="migration-deadline", daemon=True)
+        watcher.start()
+        try:
+            yield expired
+        finally:
+            stop.set()
+            watcher.join()
+
+    def _explain(self, exc: Exception, what: str, expired: threading.Event) -> Exception:
+        if isinstance(exc, MigrationError):
+            return exc
+        if _sqlstate(exc) == QUERY_CANCELED and expired.is_set():
+            return MigrationTimeout(f"{what} hit the overall deadline of {self.deadline:g} s; rolled back")
+        if _sqlstate(exc) == QUERY_CANCELED:
+            return MigrationTimeout(
+                f"{what} hit statement_timeout of {self.statement_timeout:g} s; rolled back: {exc}".strip()
+            )
+        return MigrationError(f"{what} failed and was rolled back: {exc}".strip())
+
+    def _prepare_ledger(self, cur: Any) -> dict[int, str]:
+        """Create the ledger if needed (under the lock, so two first runs cannot race) and read it."""
+        cur.execute(f"SET statement_timeout = {int(self.statement_timeout * 1000)}")
+        cur.execute(
+            f"CREATE TABLE IF NOT EXISTS {self._ledger_sql} (version bigint PRIMARY KEY, "
+            "description text NOT NULL, checksum char(64) NOT NULL, "
+            "applied_at timestamptz NOT NULL DEFAULT now(), duration_ms bigint NOT NULL, "
+            "applied_by text NOT NULL)"
+        )
+        return self._applied(cur)
+
+    def _applied(self, cur: Any) -> dict[int, str]:
+        cur.execute("SELECT to_regclass(%s) IS NOT NULL", (self._ledger_sql,))
+        if not cur.fetchone()[0]:
+            return {}
+        cur.execute(f"SELECT version, checksum FROM {self._ledger_sql}")
+        return {int(v): c.strip() for v, c in cur.fetchall()}
+
+
+@contextmanager
+def closing_conn(conn: Any) -> Iterator[Any]:
+    """Close the session on the way out, which also frees its advisory lock."""
+    try:
+        yield conn
+    finally:
+        conn.close()
+
+
+def pending_migrations(
+    postgres_conn_id: str, migrations_folder: str | os.PathLike[str], *, ledger_table: str = DEFAULT_LEDGER
+) -> list[dict[str, Any]]:
+    """Pending migrations as plain dicts, for the CLI and the plan step; applies nothing."""
+    hook = MigrationsHook(postgres_conn_id=postgres_conn_id, ledger_table=ledger_table)
+    return [m.as_dict() for m in hook.pending_migrations(migrations_folder)]

@@ -1,0 +1,87 @@
+"""What every deployment stage shares: the AWS connection, the hooks, and the run's plan."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
+
+from airflow.sdk import BaseOperator
+
+from bluegreen_provider.hooks.cloudwatch import CloudWatchMetricsHook
+from bluegreen_provider.hooks.lambda_alias import LambdaAliasHook
+from bluegreen_provider.hooks.route53 import Route53Hook
+from bluegreen_provider.plan import Plan
+from bluegreen_provider.records import DeploymentRecords, owner_of
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+PLAN_TASK_ID = "plan"
+
+
+class StageMixin:
+    """Hooks and plan access for a stage; kept as a mixin so sensors and HITL operators can share it.
+
+    A stage never trusts memory: it reads the plan the ``plan`` task stored in XCom for this run and
+    reads AWS again for anything that may have moved since.
+    """
+
+    aws_conn_id: str | None
+    region_name: str | None
+    plan_task_id: str
+
+    @cached_property
+    def route53(self) -> Route53Hook:
+        return Route53Hook(aws_conn_id=self.aws_conn_id, region_name=self.region_name)
+
+    @cached_property
+    def lambdas(self) -> LambdaAliasHook:
+        return LambdaAliasHook(aws_conn_id=self.aws_conn_id, region_name=self.region_name)
+
+    @cached_property
+    def cloudwatch(self) -> CloudWatchMetricsHook:
+        return CloudWatchMetricsHook(aws_conn_id=self.aws_conn_id, region_name=self.region_name)
+
+    def load_plan(self, context: Context) -> Plan:
+        return Plan.from_dict(context["ti"].xcom_pull(task_ids=self.plan_task_id))
+
+    def records(self, plan: Plan) -> DeploymentRecords:
+        return DeploymentRecords(self.route53, plan.zone_id, plan.spec)
+
+    @staticmethod
+    def run_owner(context: Context) -> str:
+        return owner_of(context["dag_run"].dag_id, context["dag_run"].run_id)
+
+    def read_split(self, plan: Plan) -> dict[str, int]:
+        spec = plan.spec
+        return self.route53.get_split(
+            plan.zone_id,
+            spec.record_name,
+            spec.record_type,
+            [s.set_identifier for s in spec.slots.values()],
+        )
+
+
+class StageOperator(StageMixin, BaseOperator):
+    """Base for the deployment stages: ``aws_conn_id``/``region_name`` as in the amazon provider.
+
+    :param aws_conn_id: Airflow connection for AWS (``endpoint_url`` in its extra points at a sandbox).
+    :param region_name: AWS region; Route53 is global, Lambda and CloudWatch are regional.
+    :param plan_task_id: the task whose XCom holds this run's plan.
+    """
+
+    template_fields: Sequence[str] = ("aws_conn_id", "region_name")
+
+    def __init__(
+        self,
+        *,
+        aws_conn_id: str | None = "aws_default",
+        region_name: str | None = None,
+        plan_task_id: str = PLAN_TASK_ID,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.aws_conn_id = aws_conn_id
+        self.region_name = region_name
+        self.plan_task_id = plan_task_id

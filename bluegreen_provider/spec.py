@@ -1,0 +1,312 @@
+"""The deployment spec: what one service's blue/green release looks like, validated in one place.
+
+Every task of the deployment DAG works from the same spec, so a bad input is refused once, up front,
+with every problem listed, before anything in AWS or the database changes.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+SLOT_NAMES = ("blue", "green")
+MAX_ROUTE53_WEIGHT = 255
+_FUNCTION_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+_ALIAS_NAME = re.compile(r"^(?!^[0-9]+$)[A-Za-z0-9_-]{1,128}$")
+
+
+class SpecError(ValueError):
+    """A deployment spec that cannot be run; the message lists every problem found."""
+
+    def __init__(self, problems: Sequence[str]):
+        self.problems = list(problems)
+        super().__init__("invalid deployment spec:\n  - " + "\n  - ".join(self.problems))
+
+
+@dataclass(frozen=True)
+class Slot:
+    """One colour: a Lambda alias per function plus a Route53 weighted set (and its API endpoint)."""
+
+    name: str
+    set_identifier: str
+    alias: str
+    health_url: str | None = None
+    health_check_fqdn: str | None = None
+    api_name: str | None = None
+
+
+@dataclass(frozen=True)
+class FunctionRelease:
+    """The code one function receives in the candidate slot: a zip, an S3 object, an image or a version."""
+
+    name: str
+    zip_file: str | None = None
+    s3_bucket: str | None = None
+    s3_key: str | None = None
+    image_uri: str | None = None
+    version: str | None = None
+
+    @property
+    def source(self) -> str:
+        for kind in ("zip_file", "s3_key", "image_uri", "version"):
+            if getattr(self, kind):
+                return kind
+        return "none"
+
+
+@dataclass(frozen=True)
+class Step:
+    """One traffic step: the candidate's share in percent and how long to watch it."""
+
+    weight: int
+    soak_seconds: int = 0
+
+
+DEFAULT_STEPS = (Step(10, 300), Step(50, 600), Step(100, 0))
+
+
+@dataclass(frozen=True)
+class HealthSpec:
+    """Health checks on the candidate before it takes traffic (story AC 5)."""
+
+    path: str = "/health"
+    consecutive_successes: int = 3
+    deadline_seconds: int = 120
+    probe_interval_seconds: float = 2.0
+    route53_check: bool = True
+    port: int = 443
+    check_type: str = "HTTPS"
+    request_interval: int = 30
+    failure_threshold: int = 3
+
+
+@dataclass(frozen=True)
+class MigrationSpec:
+    """Database migrations run before any traffic moves (story AC 9)."""
+
+    conn_id: str
+    folder: str | None = None
+    command: str | None = None
+    lock_timeout_seconds: float = 60
+    statement_timeout_seconds: float = 300
+    deadline_seconds: float = 600
+
+
+@dataclass(frozen=True)
+class DeploymentSpec:
+    """Everything a deployment needs.
+
+    The defaults are the story's: 10 % for 5 min, 50 % for 10 min, roll back above 5 %, keep 24 h.
+    """
+
+    service: str
+    hosted_zone: str
+    record_name: str
+    functions: tuple[FunctionRelease, ...]
+    slots: dict[str, Slot]
+    record_type: str = "A"
+    steps: tuple[Step, ...] = DEFAULT_STEPS
+    error_rate_threshold_pct: float = 5.0
+    min_requests: int = 20
+    poll_interval_seconds: float = 30.0
+    metrics_source: str = "lambda"
+    metrics_period_seconds: int = 60
+    alarms: tuple[str, ...] = ()
+    no_data_policy: str = "fail"
+    approval_timeout_seconds: int = 24 * 3600
+    approval_timeout_policy: str = "hold"
+    retention_seconds: int = 24 * 3600
+    keep_versions: int = 3
+    prewarm_invocations: int = 0
+    insync_timeout_seconds: int = 300
+    health: HealthSpec = field(default_factory=HealthSpec)
+    migrations: MigrationSpec | None = None
+
+    # -- construction ---------------------------------------------------------------------------
+    @classmethod
+    def from_dict(cls, raw: Mapping[str, Any]) -> DeploymentSpec:
+        """Build and validate a spec from JSON-like data (DAG params, a config file, XCom)."""
+        problems: list[str] = []
+        if not isinstance(raw, Mapping):
+            raise SpecError([f"spec must be a mapping, got {type(raw).__name__}"])
+        known = {f for f in cls.__dataclass_fields__}
+        unknown = sorted(set(raw) - known)
+        if unknown:
+            problems.append(f"unknown keys {unknown}; known keys are {sorted(known)}")
+
+        def build(kind: type, data: Any, where: str) -> Any:
+            if not isinstance(data, Mapping):
+                problems.append(f"{where} must be a mapping, got {data!r}")
+                return None
+            fields = set(kind.__dataclass_fields__)
+            extra = sorted(set(data) - fields)
+            if extra:
+                problems.append(f"{where}: unknown keys {extra}; known keys are {sorted(fields)}")
+            try:
+                return kind(**{k: v for k, v in data.items() if k in fields})
+            except TypeError as err:
+                problems.append(f"{where}: {err}")
+                return None
+
+        slots_raw = raw.get("slots") or {
+            name: {"set_identifier": name, "alias": f"production-{name}"} for name in SLOT_NAMES
+        }
+        slots: dict[str, Slot] = {}
+        if not isinstance(slots_raw, Mapping) or sorted(slots_raw) != sorted(SLOT_NAMES):
+            problems.append(f"slots must have exactly the keys {list(SLOT_NAMES)}, got {slots_raw!r}")
+        else:
+            for name in SLOT_NAMES:
+                slot = build(Slot, {"name": name, **slots_raw[name]}, f"slots.{name}")
+                if slot:
+                    slots[name] = slot
+
+        built_functions = [
+            build(FunctionRelease, item, f"functions[{i}]") for i, item in enumerate(raw.get("functions") or ())
+        ]
+        default_steps = [asdict(step) for step in DEFAULT_STEPS]
+        built_steps = [build(Step, item, f"steps[{i}]") for i, item in enumerate(raw.get("steps") or default_steps)]
+        functions = tuple(f for f in built_functions if f is not None)
+        steps = tuple(s for s in built_steps if s is not None)
+        health = build(HealthSpec, raw.get("health") or {}, "health") or HealthSpec()
+        migrations = build(MigrationSpec, raw["migrations"], "migrations") if raw.get("migrations") else None
+
+        scalars = {
+            k: raw[k]
+            for k in known - {"slots", "functions", "steps", "health", "migrations"}
+            if k in raw and raw[k] is not None
+        }
+        if "alarms" in scalars:
+            scalars["alarms"] = tuple(scalars["alarms"])
+        for required in ("service", "hosted_zone", "record_name"):
+            if not raw.get(required):
+                problems.append(f"{required} is required")
+        if problems:
+            raise SpecError(problems)
+        spec = cls(
+            functions=functions,
+            slots=slots,
+            steps=steps,
+            health=health,
+            migrations=migrations,
+            **scalars,
+        )
+        spec.validate()
+        return spec
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["slots"] = {
+            name: {k: v for k, v in slot.items() if k != "name"} for name, slot in data["slots"].items()
+        }
+        return data
+
+    # -- validation -----------------------------------------------------------------------------
+    def validate(self) -> None:
+        """Raise SpecError listing every problem; a spec that passes can be deployed."""
+        p: list[str] = []
+        if not self.functions:
+            p.append("functions: at least one function is required")
+        names = [f.name for f in self.functions]
+        if len(set(names)) != len(names):
+            p.append(f"functions: duplicate names in {names}")
+        for f in self.functions:
+            if not _FUNCTION_NAME.match(f.name or ""):
+                p.append(f"functions: invalid Lambda function name {f.name!r}")
+            sources = [k for k in ("zip_file", "s3_key", "image_uri", "version") if getattr(f, k)]
+            if len(sources) != 1:
+                p.append(
+                    f"functions.{f.name}: give exactly one of zip_file, s3_bucket+s3_key, image_uri, "
+                    f"version (got {sources or 'none'})"
+                )
+            if bool(f.s3_bucket) != bool(f.s3_key):
+                p.append(f"functions.{f.name}: s3_bucket and s3_key go together")
+        aliases = {s.alias for s in self.slots.values()}
+        sets = {s.set_identifier for s in self.slots.values()}
+        if len(aliases) != 2:
+            p.append(f"slots: blue and green need different aliases, got {sorted(aliases)}")
+        if len(sets) != 2:
+            p.append(f"slots: blue and green need different set identifiers, got {sorted(sets)}")
+        for s in self.slots.values():
+            if not _ALIAS_NAME.match(s.alias or ""):
+                p.append(f"slots.{s.name}: invalid Lambda alias name {s.alias!r}")
+            if not s.set_identifier:
+                p.append(f"slots.{s.name}: set_identifier is required")
+        p.extend(self._validate_steps())
+        if not 0 < float(self.error_rate_threshold_pct) <= 100:
+            p.append(f"error_rate_threshold_pct must be in (0, 100], got {self.error_rate_threshold_pct}")
+        for name in ("min_requests", "keep_versions", "prewarm_invocations"):
+            if not isinstance(getattr(self, name), int) or getattr(self, name) < 0:
+                p.append(f"{name} must be a non-negative integer, got {getattr(self, name)!r}")
+        for name in ("poll_interval_seconds", "metrics_period_seconds", "insync_timeout_seconds"):
+            if not isinstance(getattr(self, name), int | float) or getattr(self, name) <= 0:
+                p.append(f"{name} must be a positive number, got {getattr(self, name)!r}")
+        for name in ("approval_timeout_seconds", "retention_seconds"):
+            if not isinstance(getattr(self, name), int | float) or getattr(self, name) < 0:
+                p.append(f"{name} must be a non-negative number of seconds, got {getattr(self, name)!r}")
+        if self.metrics_source not in ("lambda", "apigateway"):
+            p.append(f"metrics_source must be 'lambda' or 'apigateway', got {self.metrics_source!r}")
+        if self.metrics_source == "apigateway":
+            missing = [s.name for s in self.slots.values() if not s.api_name]
+            if missing:
+                p.append(f"metrics_source 'apigateway' needs slots.<slot>.api_name; missing for {missing}")
+        if self.no_data_policy not in ("fail", "pass"):
+            p.append(f"no_data_policy must be 'fail' or 'pass', got {self.no_data_policy!r}")
+        if self.approval_timeout_policy not in ("hold", "rollback"):
+            p.append(
+                f"approval_timeout_policy must be 'hold' or 'rollback', got {self.approval_timeout_policy!r}"
+            )
+        if self.record_type not in ("A", "AAAA", "CNAME"):
+            p.append(f"record_type must be A, AAAA or CNAME, got {self.record_type!r}")
+        if self.health.consecutive_successes < 1 or self.health.deadline_seconds <= 0:
+            p.append("health: consecutive_successes must be >= 1 and deadline_seconds > 0")
+        if not str(self.health.path).startswith("/"):
+            p.append(f"health.path must start with '/', got {self.health.path!r}")
+        if self.migrations and bool(self.migrations.folder) == bool(self.migrations.command):
+            p.append("migrations: give exactly one of folder or command")
+        if p:
+            raise SpecError(p)
+
+    def _validate_steps(self) -> list[str]:
+        p: list[str] = []
+        weights = [s.weight for s in self.steps]
+        if not weights:
+            return ["steps: at least one step is required"]
+        for s in self.steps:
+            if not isinstance(s.weight, int) or isinstance(s.weight, bool) or not 0 < s.weight <= 100:
+                p.append(f"steps: weight must be an integer percent in 1..100, got {s.weight!r}")
+            if not isinstance(s.soak_seconds, int | float) or s.soak_seconds < 0:
+                p.append(f"steps: soak_seconds must be >= 0, got {s.soak_seconds!r}")
+        if p:
+            return p
+        if weights != sorted(set(weights)):
+            p.append(f"steps: weights must strictly increase, got {weights}")
+        if weights[-1] != 100:
+            p.append(f"steps: the last step must be 100 (full promotion), got {weights}")
+        return p
+
+    # -- derived views --------------------------------------------------------------------------
+    @property
+    def canary_steps(self) -> tuple[Step, ...]:
+        """The steps before full promotion; each is shifted to and soaked."""
+        return tuple(s for s in self.steps if s.weight < 100)
+
+    @property
+    def lock_tag_key(self) -> str:
+        return f"bluegreen:lock:{self.record_name.rstrip('.').lower()}"
+
+    @property
+    def retain_tag_key(self) -> str:
+        return f"bluegreen:retained:{self.record_name.rstrip('.').lower()}"
+
+    def other_slot(self, name: str) -> str:
+        return SLOT_NAMES[1 - SLOT_NAMES.index(name)]
+
+    def route53_weights(self, candidate: str, candidate_pct: int) -> dict[str, int]:
+        """Route53 weights (by set identifier) for a candidate share in percent."""
+        live = self.other_slot(candidate)
+        return {
+            self.slots[candidate].set_identifier: candidate_pct,
+            self.slots[live].set_identifier: 100 - candidate_pct,
+        }
