@@ -1,0 +1,5 @@
+# Airflow with the bluegreen provider installed, for docker-compose.yaml (CeleryExecutor).
+FROM apache/airflow:3.3.2-python3.11
+COPY --chown=airflow:root pyproject.toml README.md /opt/bluegreen/
+COPY --chown=airflow:root bluegreen_provider /opt/bluegreen/bluegreen_provider
+RUN pip install --no-cache-dir "/opt/bluegreen[postgres,sandbox]" "apache-airflow-providers-celery>=3.26,<4"

@@ -1,0 +1,43 @@
+# bluegreen — everything a fresh machine needs is installed by these targets.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+SCENARIO ?= happy
+export AIRFLOW_HOME ?= $(CURDIR)/.airflow
+
+.PHONY: install demo test lint bench airflow sandbox-up sandbox-down clean
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install -q --upgrade pip
+	$(VENV)/bin/pip install -q -e '.[dev]'
+	touch $@
+
+demo: install
+	$(PY) -m bluegreen_provider.cli demo --scenario $(SCENARIO)
+
+test: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/pytest -q -p no:cacheprovider
+
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check . || true
+
+bench: install
+	$(PY) -m bench
+
+airflow: install
+	$(PY) -m bluegreen_provider.cli airflow
+
+sandbox-up: install
+	$(PY) -m bluegreen_provider.cli sandbox up
+
+sandbox-down: install
+	$(PY) -m bluegreen_provider.cli sandbox down
+
+clean:
+	-$(PY) -m bluegreen_provider.cli sandbox down
+	rm -rf .airflow .sandbox .pytest_cache

@@ -1,0 +1,219 @@
+"""Build the blue/green deployment DAG (and its manual-rollback DAG) for one service from a config.
+
+A team with four APIs writes four short DAG files, each a config plus one call. The DAG is the
+story's timeline, one stage per task so the Gantt view shows each stage's duration and any stage
+can be cleared and re-run:
+
+    plan → deploy_green → run_migrations → health_check → shift_10 → soak_10 → shift_50 → soak_50
+         → approval → shift_100 → teardown_blue          (approval → hold when rejected)
+    any stage failed → rollback (and every stage's on_failure_callback rolls back at once)
+
+The traffic steps shape the tasks, so they come from the config; everything else (release,
+soaks, threshold, timeouts, retention, dry run) is a run Param validated by JSON schema and
+checked again by the plan before anything changes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime, timedelta
+from typing import Any
+
+from airflow.sdk import DAG, Param, TriggerRule, chain
+
+from bluegreen_provider.operators.deploy import DeployGreenOperator
+from bluegreen_provider.operators.health import HealthCheckOperator
+from bluegreen_provider.operators.migrations import RunMigrationsOperator
+from bluegreen_provider.operators.plan import PlanDeploymentOperator
+from bluegreen_provider.operators.rollback import ManualRollbackOperator, RollbackOperator
+from bluegreen_provider.operators.teardown import TeardownBlueOperator
+from bluegreen_provider.operators.traffic import ShiftWeightOperator
+from bluegreen_provider.rollback import rollback_on_failure
+from bluegreen_provider.sensors.approval import ApprovalSensor, HoldOperator
+from bluegreen_provider.sensors.error_rate import ErrorRateSensor
+from bluegreen_provider.spec import DeploymentSpec
+
+# Run-time knobs a person may change when triggering; their defaults come from the service config.
+_RUN_PARAMS: dict[str, dict[str, Any]] = {
+    "functions": {
+        "type": "array",
+        "minItems": 1,
+        "items": {
+            "type": "object",
+            "required": ["name"],
+            "properties": {
+                "name": {"type": "string", "minLength": 1},
+                "zip_file": {"type": ["string", "null"]},
+                "s3_bucket": {"type": ["string", "null"]},
+                "s3_key": {"type": ["string", "null"]},
+                "image_uri": {"type": ["string", "null"]},
+                "version": {"type": ["string", "null"]},
+            },
+            "additionalProperties": False,
+        },
+        "description": "The release: per function exactly one of zip_file, s3_bucket+s3_key, image_uri or version.",
+    },
+    "steps": {
+        "type": "array",
+        "minItems": 1,
+        "items": {
+            "type": "object",
+            "required": ["weight"],
+            "properties": {
+                "weight": {"type": "integer", "minimum": 1, "maximum": 100},
+                "soak_seconds": {"type": "number", "minimum": 0},
+            },
+            "additionalProperties": False,
+        },
+        "description": "Traffic steps (candidate %) and soak per step. The weights are this DAG's stages; "
+        "soaks may change per run.",
+    },
+    "error_rate_threshold_pct": {"type": "number", "exclusiveMinimum": 0, "maximum": 100},
+    "min_requests": {"type": "integer", "minimum": 0},
+    "poll_interval_seconds": {"type": "number", "exclusiveMinimum": 0},
+    "no_data_policy": {"type": "string", "enum": ["fail", "pass"]},
+    "approval_timeout_seconds": {"type": "integer", "minimum": 0},
+    "approval_timeout_policy": {"type": "string", "enum": ["hold", "rollback"]},
+    "retention_seconds": {"type": "integer", "minimum": 0},
+}
+
+
+def _params(spec: DeploymentSpec) -> dict[str, Param]:
+    defaults = spec.to_dict()
+    params = {
+        name: Param(defaults[name], **schema, title=name.replace("_", " "))
+        for name, schema in _RUN_PARAMS.items()
+    }
+    params["dry_run"] = Param(
+        False, type="boolean", title="dry run", description="Plan and print every change; change nothing."
+    )
+    return params
+
+
+def _pct(weight: int) -> str:
+    return str(weight)
+
+
+def deployment_dag(
+    dag_id: str,
+    config: Mapping[str, Any],
+    *,
+    aws_conn_id: str = "aws_default",
+    region_name: str | None = None,
+    tags: list[str] | None = None,
+    start_date: datetime | None = None,
+    **dag_kwargs: Any,
+) -> DAG:
+    """The story's deployment DAG for the service described by ``config`` (a DeploymentSpec dict).
+
+    The config is validated when the DAG file is parsed, so a typo fails in the DAG list, not at
+    3 a.m. halfway through a rollout.
+    """
+    spec = DeploymentSpec.from_dict(config)
+    static = spec.to_dict()
+    run_spec = dict(static)
+    for name in _RUN_PARAMS:
+        run_spec[name] = "{{ params.%s }}" % name  # noqa: UP031 - a Jinja expression, not formatting
+
+    stage_args: dict[str, Any] = {
+        "aws_conn_id": aws_conn_id,
+        "region_name": region_name,
+        "on_failure_callback": rollback_on_failure,
+        "retries": 0,
+    }
+    with DAG(
+        dag_id=dag_id,
+        schedule=None,
+        start_date=start_date or datetime(2025, 1, 1),
+        catchup=False,
+        params=_params(spec),
+        render_template_as_native_obj=True,
+        tags=tags or ["bluegreen", spec.service],
+        doc_md=__doc__,
+        **dag_kwargs,
+    ) as dag:
+        plan = PlanDeploymentOperator(
+            task_id="plan",
+            spec=run_spec,
+            dry_run="{{ params.dry_run }}",
+            aws_conn_id=aws_conn_id,
+            region_name=region_name,
+            retries=0,
+        )
+        stages: list[Any] = [DeployGreenOperator(task_id="deploy_green", **stage_args)]
+        if spec.migrations:
+            m = spec.migrations
+            stages.append(
+                RunMigrationsOperator(
+                    task_id="run_migrations",
+                    postgres_conn_id=m.conn_id,
+                    migrations_folder=m.folder,
+                    command=m.command,
+                    lock_key=f"bluegreen:{spec.service}",
+                    lock_timeout_seconds=m.lock_timeout_seconds,
+                    statement_timeout_seconds=m.statement_timeout_seconds,
+                    deadline_seconds=m.deadline_seconds,
+                    on_failure_callback=rollback_on_failure,
+                    retries=0,
+                )
+            )
+        stages.append(HealthCheckOperator(task_id="health_check", **stage_args))
+        for step in spec.canary_steps:
+            stages.append(
+                ShiftWeightOperator(task_id=f"shift_{_pct(step.weight)}", candidate_pct=step.weight, **stage_args)
+            )
+            stages.append(ErrorRateSensor(task_id=f"soak_{_pct(step.weight)}", stage_pct=step.weight, **stage_args))
+        approval = ApprovalSensor(
+            task_id="approval",
+            evidence_task_ids=[f"soak_{_pct(s.weight)}" for s in spec.canary_steps],
+            promote_task_ids=["shift_100", "teardown_blue"],
+            **stage_args,
+        )
+        promote = ShiftWeightOperator(
+            task_id="shift_100", candidate_pct=100, approval_task_id="approval", **stage_args
+        )
+        teardown = TeardownBlueOperator(
+            task_id="teardown_blue", aws_conn_id=aws_conn_id, region_name=region_name, retries=2
+        )
+        hold = HoldOperator(
+            task_id="hold", aws_conn_id=aws_conn_id, region_name=region_name, trigger_rule=TriggerRule.ALL_DONE
+        )
+        rollback = RollbackOperator(
+            task_id="rollback",
+            aws_conn_id=aws_conn_id,
+            region_name=region_name,
+            trigger_rule=TriggerRule.ONE_FAILED,
+            retries=3,
+            retry_delay=timedelta(seconds=10),
+        )
+        chain(plan, *stages, approval, promote, teardown)
+        approval >> hold
+        [plan, *stages, approval, promote] >> rollback
+    return dag
+
+
+def rollback_dag(
+    dag_id: str,
+    config: Mapping[str, Any],
+    *,
+    aws_conn_id: str = "aws_default",
+    region_name: str | None = None,
+    start_date: datetime | None = None,
+    **dag_kwargs: Any,
+) -> DAG:
+    """A one-task DAG that puts all traffic back where it safely belongs (see rollback.manual_rollback)."""
+    spec = DeploymentSpec.from_dict(config)
+    with DAG(
+        dag_id=dag_id,
+        schedule=None,
+        start_date=start_date or datetime(2025, 1, 1),
+        catchup=False,
+        tags=["bluegreen", spec.service, "rollback"],
+        doc_md="Emergency rollback for %s: mid-deployment → back to the live slot; after promotion, within "
+        "retention → back to the retained slot. Idempotent." % spec.service,  # noqa: UP031
+        **dag_kwargs,
+    ) as dag:
+        ManualRollbackOperator(
+            task_id="rollback", spec=spec.to_dict(), aws_conn_id=aws_conn_id, region_name=region_name
+        )
+    return dag
