@@ -18,7 +18,7 @@ import subprocess
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from contextlib import closing, contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -37,7 +37,7 @@ class MigrationError(Exception):
     """A migration run failed; retrying may help (lock busy, deadline, SQL error)."""
 
 
-class MigrationConfigError(MigrationError):
+class MigrationConfigError(MigrationError, ValueError):
     """The inputs or the recorded history are wrong; a retry cannot fix it."""
 
 
@@ -99,6 +99,23 @@ def load_migrations(folder: str | os.PathLike[str]) -> list[Migration]:
     return [found[v] for v in sorted(found)]
 
 
+def check_settings(
+    *, lock_key: str, lock_timeout: float, statement_timeout: float, deadline: float, ledger_table: str
+) -> None:
+    """Refuse settings that could only fail later, mid-deployment; shared by the hook and the operator."""
+    for name, value in (
+        ("lock_timeout_seconds", lock_timeout),
+        ("statement_timeout_seconds", statement_timeout),
+        ("deadline_seconds", deadline),
+    ):
+        if not isinstance(value, int | float) or isinstance(value, bool) or value <= 0:
+            raise MigrationConfigError(f"{name} must be a positive number of seconds, got {value!r}")
+    if not isinstance(ledger_table, str) or not TABLE_NAME.match(ledger_table):
+        raise MigrationConfigError(f"ledger_table {ledger_table!r} is not a plain [schema.]table name")
+    if not lock_key:
+        raise MigrationConfigError("lock_key must not be empty")
+
+
 def advisory_lock_key(lock_key: str) -> int:
     """Map a readable lock name to the signed 64-bit key ``pg_advisory_lock`` takes."""
     return int.from_bytes(hashlib.sha256(lock_key.encode()).digest()[:8], "big", signed=True)
@@ -155,17 +172,13 @@ class MigrationsHook(PostgresHook):
         **kwargs: Any,
     ) -> None:
         super().__init__(*args, **kwargs)
-        for name, value in (
-            ("lock_timeout_seconds", lock_timeout_seconds),
-            ("statement_timeout_seconds", statement_timeout_seconds),
-            ("deadline_seconds", deadline_seconds),
-        ):
-            if not isinstance(value, int | float) or isinstance(value, bool) or value <= 0:
-                raise MigrationConfigError(f"{name} must be a positive number of seconds, got {value!r}")
-        if not TABLE_NAME.match(ledger_table or ""):
-            raise MigrationConfigError(f"ledger_table {ledger_table!r} is not a plain [schema.]table name")
-        if not lock_key:
-            raise MigrationConfigError("lock_key must not be empty")
+        check_settings(
+            lock_key=lock_key,
+            lock_timeout=lock_timeout_seconds,
+            statement_timeout=statement_timeout_seconds,
+            deadline=deadline_seconds,
+            ledger_table=ledger_table,
+        )
         self.lock_key, self.lock_id = lock_key, advisory_lock_key(lock_key)
         self.lock_timeout, self.statement_timeout = lock_timeout_seconds, statement_timeout_seconds
         self.deadline, self.applied_by = deadline_seconds, applied_by
@@ -176,9 +189,11 @@ class MigrationsHook(PostgresHook):
     def pending_migrations(self, migrations_folder: str | os.PathLike[str]) -> list[Migration]:
         """What a run would apply now; raises on drift or out-of-order files. Writes nothing."""
         migrations = load_migrations(migrations_folder)
-        with closing_conn(self.get_conn()) as conn:
+        with closing(self.get_conn()) as conn:
             conn.autocommit = True
-            return check_history(migrations, self._applied(conn.cursor()))
+            cur = conn.cursor()
+            cur.execute(f"SET statement_timeout = {int(self.statement_timeout * 1000)}")
+            return check_history(migrations, self._applied(cur))
 
     def database_url(self) -> str:
         """``postgresql://`` URI of the connection, for tools that read ``DATABASE_URL``."""
@@ -195,7 +210,7 @@ class MigrationsHook(PostgresHook):
         """Apply pending migrations, each in its own transaction together with its ledger row."""
         migrations = load_migrations(migrations_folder)
         started = time.monotonic()
-        with closing_conn(self.get_conn()) as conn, self._deadline_watch(conn, started) as expired:
+        with closing(self.get_conn()) as conn, self._deadline_watch(conn, started) as expired:
             lock_wait_ms = self._lock(conn, started, expired)
             try:
                 applied = self._prepare_ledger(conn.cursor())
@@ -259,7 +274,7 @@ class MigrationsHook(PostgresHook):
         timeout_ms = int(self.statement_timeout * 1000)
         env["PGOPTIONS"] = f"{env.get('PGOPTIONS', '')} -c statement_timeout={timeout_ms}".strip()
         started = time.monotonic()
-        with closing_conn(self.get_conn()) as conn, self._deadline_watch(conn, started) as expired:
+        with closing(self.get_conn()) as conn, self._deadline_watch(conn, started) as expired:
             lock_wait_ms = self._lock(conn, started, expired)
             self.log.info("Running migration command: %s", command)
             proc = subprocess.Popen(
@@ -388,15 +403,6 @@ class MigrationsHook(PostgresHook):
             return {}
         cur.execute(f"SELECT version, checksum FROM {self._ledger_sql}")
         return {int(v): c.strip() for v, c in cur.fetchall()}
-
-
-@contextmanager
-def closing_conn(conn: Any) -> Iterator[Any]:
-    """Close the session on the way out, which also frees its advisory lock."""
-    try:
-        yield conn
-    finally:
-        conn.close()
 
 
 def pending_migrations(

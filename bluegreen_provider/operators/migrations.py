@@ -8,7 +8,12 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowFailException
 
-from bluegreen_provider.hooks.migrations import DEFAULT_LEDGER, MigrationConfigError, MigrationsHook
+from bluegreen_provider.hooks.migrations import (
+    DEFAULT_LEDGER,
+    MigrationConfigError,
+    MigrationsHook,
+    check_settings,
+)
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -57,13 +62,13 @@ class RunMigrationsOperator(BaseOperator):
             raise ValueError("RunMigrationsOperator needs exactly one of migrations_folder or command")
         if plan_only and command is not None:
             raise ValueError("plan_only needs migrations_folder; a migration command cannot be planned")
-        for name, value in (
-            ("lock_timeout_seconds", lock_timeout_seconds),
-            ("statement_timeout_seconds", statement_timeout_seconds),
-            ("deadline_seconds", deadline_seconds),
-        ):
-            if not isinstance(value, int | float) or isinstance(value, bool) or value <= 0:
-                raise ValueError(f"{name} must be a positive number of seconds, got {value!r}")
+        check_settings(
+            lock_key=lock_key,
+            lock_timeout=lock_timeout_seconds,
+            statement_timeout=statement_timeout_seconds,
+            deadline=deadline_seconds,
+            ledger_table=ledger_table,
+        )
         self.postgres_conn_id = postgres_conn_id
         self.migrations_folder = migrations_folder
         self.command = command
@@ -89,8 +94,8 @@ class RunMigrationsOperator(BaseOperator):
         ti = context.get("ti")
         run_id = context.get("run_id") or getattr(ti, "run_id", "manual")
         applied_by = f"{self.dag_id}/{self.task_id}/{run_id}#{getattr(ti, 'try_number', 1)}"
-        hook = self.hook(applied_by)
         try:
+            hook = self.hook(applied_by)
             if self.plan_only:
                 pending = [m.as_dict() for m in hook.pending_migrations(self.migrations_folder or "")]
                 for m in pending:

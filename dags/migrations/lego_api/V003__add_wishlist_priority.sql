@@ -1,4 +1,4 @@
--- Wishlist items gain a priority for sorting. The column is nullable-free with a default, so blue's
+-- Wishlist items gain a priority for sorting. The column is NOT NULL with a default, so blue's
 -- code (which never writes it) keeps inserting rows unchanged while green starts reading it.
 CREATE TABLE IF NOT EXISTS wishlist_items (
     id          uuid        PRIMARY KEY DEFAULT gen_random_uuid(),
