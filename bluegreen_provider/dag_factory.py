@@ -78,6 +78,10 @@ _RUN_PARAMS: dict[str, dict[str, Any]] = {
 }
 
 
+# Every service a DAG file builds, by name: the CLI and the UI act on exactly what the DAGs deploy.
+REGISTERED_SERVICES: dict[str, DeploymentSpec] = {}
+
+
 def _params(spec: DeploymentSpec) -> dict[str, Param]:
     defaults = spec.to_dict()
     params = {
@@ -110,6 +114,7 @@ def deployment_dag(
     3 a.m. halfway through a rollout.
     """
     spec = DeploymentSpec.from_dict(config)
+    REGISTERED_SERVICES[spec.service] = spec
     static = spec.to_dict()
     run_spec = dict(static)
     for name in _RUN_PARAMS:
@@ -209,8 +214,8 @@ def rollback_dag(
         start_date=start_date or datetime(2025, 1, 1),
         catchup=False,
         tags=["bluegreen", spec.service, "rollback"],
-        doc_md="Emergency rollback for %s: mid-deployment → back to the live slot; after promotion, within "
-        "retention → back to the retained slot. Idempotent." % spec.service,  # noqa: UP031
+        doc_md=f"Emergency rollback for {spec.service}: mid-deployment → back to the live slot; "
+        "after promotion, within retention → back to the retained slot. Idempotent.",
         **dag_kwargs,
     ) as dag:
         ManualRollbackOperator(
