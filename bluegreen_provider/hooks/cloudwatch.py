@@ -138,8 +138,10 @@ class CloudWatchMetricsHook(AwsBaseHook):
             raise MetricQueryError(f"start and end must be timezone-aware, got {start!r}, {end!r}")
         if start >= end:
             raise MetricQueryError(f"start {start.isoformat()} must be before end {end.isoformat()}")
-        if isinstance(period_seconds, bool) or not isinstance(period_seconds, int) or not (
-            period_seconds in _HIGH_RES_PERIODS or (period_seconds > 0 and period_seconds % 60 == 0)
+        if (
+            isinstance(period_seconds, bool)
+            or not isinstance(period_seconds, int)
+            or not (period_seconds in _HIGH_RES_PERIODS or (period_seconds > 0 and period_seconds % 60 == 0))
         ):
             raise MetricQueryError(
                 f"period_seconds must be one of {_HIGH_RES_PERIODS} or a multiple of 60, got {period_seconds!r}"
@@ -203,7 +205,8 @@ class CloudWatchMetricsHook(AwsBaseHook):
         :param end: timezone-aware window end.
         :param period_seconds: 1, 5, 10, 30 (high-resolution metrics) or a multiple of 60.
         """
-        return self._sums([(namespace, metric_name, dimensions)], start=start, end=end, period_seconds=period_seconds)[0]
+        metric = (namespace, metric_name, dimensions)
+        return self._sums([metric], start=start, end=end, period_seconds=period_seconds)[0]
 
     def error_rate(
         self,

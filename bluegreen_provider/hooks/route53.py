@@ -126,9 +126,7 @@ class Route53Hook(AwsBaseHook):
         for page in self.conn.get_paginator("list_hosted_zones").paginate():
             matches += [z for z in page["HostedZones"] if _norm_name(z["Name"]) == wanted]
         if not matches:
-            raise WeightedRecordError(
-                f"No hosted zone named {zone!r}; existing zones: {self._zone_names() or 'none'}"
-            )
+            raise WeightedRecordError(f"No hosted zone named {zone!r}; existing zones: {self._zone_names() or 'none'}")
         if len(matches) > 1:
             found = [
                 f"{_bare_zone_id(z['Id'])} ({'private' if z.get('Config', {}).get('PrivateZone') else 'public'})"
@@ -141,9 +139,7 @@ class Route53Hook(AwsBaseHook):
 
     # ------------------------------------------------------- weighted records
 
-    def get_weighted_sets(
-        self, zone_id: str, record_name: str, record_type: str = "A"
-    ) -> dict[str, WeightedSet]:
+    def get_weighted_sets(self, zone_id: str, record_name: str, record_type: str = "A") -> dict[str, WeightedSet]:
         """
         Read every weighted set of one record name and type, keyed by set identifier.
 
@@ -178,9 +174,7 @@ class Route53Hook(AwsBaseHook):
                     break
         if not found:
             detail = f" (found non-weighted sets {other_sets})" if other_sets else ""
-            raise WeightedRecordError(
-                f"No weighted {rtype} record sets named {record_name!r} in zone {bare}{detail}"
-            )
+            raise WeightedRecordError(f"No weighted {rtype} record sets named {record_name!r} in zone {bare}{detail}")
         return found
 
     @staticmethod
@@ -244,9 +238,7 @@ class Route53Hook(AwsBaseHook):
             raise WeightedRecordError(f"Weights must be a non-empty mapping of set -> weight, got {weights!r}")
         for name, weight in weights.items():
             if isinstance(weight, bool) or not isinstance(weight, int) or not 0 <= weight <= 255:
-                raise WeightedRecordError(
-                    f"Weight for set {name!r} must be an int in 0..255, got {weight!r}"
-                )
+                raise WeightedRecordError(f"Weight for set {name!r} must be an int in 0..255, got {weight!r}")
         sets = self.get_weighted_sets(zone_id, record_name, record_type)
         self._require_sets(sets, list(weights), record_name)
         result = {s: weights.get(s, ws.weight) for s, ws in sets.items()}
@@ -313,9 +305,7 @@ class Route53Hook(AwsBaseHook):
         """
         return self.conn.get_change(Id=_bare_zone_id(change_id))["ChangeInfo"]["Status"]
 
-    def wait_for_change(
-        self, change_id: str, *, timeout_seconds: float = 300, poll_seconds: float = 5
-    ) -> None:
+    def wait_for_change(self, change_id: str, *, timeout_seconds: float = 300, poll_seconds: float = 5) -> None:
         """
         Block until a change is INSYNC on all Route53 name servers.
 
@@ -329,9 +319,7 @@ class Route53Hook(AwsBaseHook):
             if status == "INSYNC":
                 return
             if time.monotonic() + poll_seconds > deadline:
-                raise Route53ChangeTimeout(
-                    f"Route53 change {change_id} still {status} after {timeout_seconds}s"
-                )
+                raise Route53ChangeTimeout(f"Route53 change {change_id} still {status} after {timeout_seconds}s")
             time.sleep(poll_seconds)
 
     # ---------------------------------------------------------- health checks
@@ -385,8 +373,10 @@ class Route53Hook(AwsBaseHook):
             raise HealthCheckError(f"request_interval must be 10 or 30, got {request_interval!r}")
         if isinstance(port, bool) or not isinstance(port, int) or not 1 <= port <= 65535:
             raise HealthCheckError(f"port must be an int in 1..65535, got {port!r}")
-        if isinstance(failure_threshold, bool) or not isinstance(failure_threshold, int) or not (
-            1 <= failure_threshold <= 10
+        if (
+            isinstance(failure_threshold, bool)
+            or not isinstance(failure_threshold, int)
+            or not (1 <= failure_threshold <= 10)
         ):
             raise HealthCheckError(f"failure_threshold must be an int in 1..10, got {failure_threshold!r}")
         if check_type != "TCP" and not path.startswith("/"):
@@ -408,9 +398,9 @@ class Route53Hook(AwsBaseHook):
                 config["ResourcePath"] = path
             if https:
                 config["EnableSNI"] = True
-            check_id = self.conn.create_health_check(
-                CallerReference=caller_reference, HealthCheckConfig=config
-            )["HealthCheck"]["Id"]
+            check_id = self.conn.create_health_check(CallerReference=caller_reference, HealthCheckConfig=config)[
+                "HealthCheck"
+            ]["Id"]
             self.log.info("Created health check %s for %s:%s%s", check_id, fqdn, port, path)
         else:
             check_id = existing["Id"]
@@ -448,10 +438,13 @@ class Route53Hook(AwsBaseHook):
 
         :param health_check_id: the health check to read.
         """
-        self._require_health_check(health_check_id)
-        observations = self.conn.get_health_check_status(HealthCheckId=health_check_id)[
-            "HealthCheckObservations"
-        ]
+        try:
+            response = self.conn.get_health_check_status(HealthCheckId=health_check_id)
+        except ClientError as err:
+            if _error_code(err) == "NoSuchHealthCheck":
+                raise HealthCheckError(f"Health check {health_check_id!r} does not exist") from err
+            raise
+        observations = response["HealthCheckObservations"]
         failures = [
             f"{o.get('Region')}: {o.get('StatusReport', {}).get('Status', '')}"
             for o in observations
