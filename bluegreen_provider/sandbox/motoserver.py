@@ -20,6 +20,9 @@ from werkzeug.serving import BaseWSGIServer, make_server
 LAMBDA_WITHOUT_DOCKER = {"lambda": {"use_docker": False}}
 
 
+_POLL_SECONDS = 0.1  # how soon shutdown() is noticed
+
+
 class _QuietHandler(MotoRequestHandler):
     """moto's request handler without one access-log line per API call."""
 
@@ -35,6 +38,7 @@ class MotoServer:
         self._port = port
         self._server: BaseWSGIServer | None = None
         self._thread: threading.Thread | None = None
+        self._previous_config: dict[str, Any] = {"lambda": {"use_docker": True}}
 
     @property
     def url(self) -> str:
@@ -46,14 +50,23 @@ class MotoServer:
     def start(self) -> None:
         app = DomainDispatcherApplication(create_backend_app)
         self._server = make_server(self._host, self._port, app, threaded=True, request_handler=_QuietHandler)
-        self._thread = threading.Thread(target=self._server.serve_forever, name="sandbox-moto", daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, args=(_POLL_SECONDS,), name="sandbox-moto", daemon=True
+        )
         self._thread.start()
-        # moto's backends are process-global: a previous sandbox in this process must not leak in.
+        # moto's backends and config are process-global: a previous sandbox in this process must not
+        # leak in, and this one must leave the config as it found it for anything else using moto here.
         self._post("/moto-api/reset", None)
+        self._previous_config = {"lambda": self._get("/moto-api/config")["lambda"]}
         self._post("/moto-api/config", LAMBDA_WITHOUT_DOCKER)
 
     def stop(self) -> None:
         if self._server is not None:
+            try:
+                self._post("/moto-api/reset", None)  # frees the metrics and functions it accumulated
+                self._post("/moto-api/config", self._previous_config)
+            except OSError:
+                pass  # the server thread is already gone; nothing left to free
             self._server.shutdown()
             self._server.server_close()
         if self._thread is not None:
@@ -62,11 +75,16 @@ class MotoServer:
         self._thread = None
 
     def _post(self, path: str, body: dict[str, Any] | None) -> None:
-        data = json.dumps(body).encode() if body is not None else b""
-        request = urllib.request.Request(self.url + path, data=data, method="POST")
+        self._call("POST", path, json.dumps(body).encode() if body is not None else b"")
+
+    def _get(self, path: str) -> Any:
+        return json.loads(self._call("GET", path, None))
+
+    def _call(self, method: str, path: str, data: bytes | None) -> bytes:
+        request = urllib.request.Request(self.url + path, data=data, method=method)
         request.add_header("Content-Type", "application/json")
         with _opener.open(request, timeout=10) as response:
-            response.read()
+            return response.read()
 
 
 # Loopback only: never route sandbox calls through a proxy from the environment.

@@ -200,9 +200,7 @@ def _seed_function(clients: Clients, catalog: ReleaseCatalog, function: str, rol
             Timeout=60,
             MemorySize=1024,
         )
-    versions = [
-        v["Version"] for v in lambda_.list_versions_by_function(FunctionName=function)["Versions"]
-    ]
+    versions = [v["Version"] for v in lambda_.list_versions_by_function(FunctionName=function)["Versions"]]
     if "1" not in versions:
         lambda_.publish_version(FunctionName=function, Description=f"release {INITIAL_RELEASE}")
     aliases = {a["Name"] for a in lambda_.list_aliases(FunctionName=function)["Aliases"]}

@@ -1,0 +1,120 @@
+"""The sandbox's own HTTP endpoints on 127.0.0.1.
+
+``GET /{slot}/health`` stands in for ``https://production-{slot}.execute-api…/health``: it runs the
+health path of the release the slot's first function alias points to right now. ``GET /status``
+reports traffic and weights; ``POST /alarms/{name}`` forces (``{"state": …, "reason": …}``) or
+releases (``{"release": true}``) an alarm.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, Protocol
+
+from bluegreen_provider.sandbox.alarms import UnknownAlarmError
+from bluegreen_provider.sandbox.world import SLOTS
+
+log = logging.getLogger(__name__)
+_MAX_BODY = 64 * 1024
+
+
+_POLL_SECONDS = 0.1  # how soon shutdown() is noticed
+
+
+class SandboxControl(Protocol):
+    """What the HTTP endpoints need from the sandbox."""
+
+    def status(self) -> dict[str, Any]: ...
+    def health(self, slot: str) -> tuple[int, str]: ...
+    def force_alarm(self, name: str, state: str = "ALARM", reason: str | None = None) -> None: ...
+    def release_alarm(self, name: str) -> None: ...
+
+
+def _make_handler(control: SandboxControl) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        server_version = "bluegreen-sandbox"
+
+        def log_message(self, format: str, *args: Any) -> None:
+            log.debug("%s " + format, self.address_string(), *args)
+
+        def do_GET(self) -> None:
+            parts = [p for p in self.path.split("?")[0].split("/") if p]
+            if parts == ["status"]:
+                self._json(200, control.status())
+            elif len(parts) == 2 and parts[0] in SLOTS and parts[1] == "health":
+                status, body = control.health(parts[0])
+                self._send(status, body.encode(), "application/json")
+            else:
+                self._json(404, {"message": "Not Found"})
+
+        def do_POST(self) -> None:
+            parts = [p for p in self.path.split("?")[0].split("/") if p]
+            if len(parts) != 2 or parts[0] != "alarms":
+                self._json(404, {"message": "Not Found"})
+                return
+            try:
+                length = int(self.headers.get("Content-Length") or 0)
+                body = json.loads(self.rfile.read(min(length, _MAX_BODY)) or b"{}")
+                if not isinstance(body, dict):
+                    raise ValueError("body must be a JSON object")
+                if body.get("release"):
+                    control.release_alarm(parts[1])
+                    self._json(200, {"alarm": parts[1], "forced": False})
+                else:
+                    state = str(body.get("state", "ALARM"))
+                    control.force_alarm(parts[1], state, body.get("reason"))
+                    self._json(200, {"alarm": parts[1], "forced": True, "state": state})
+            except UnknownAlarmError:
+                self._json(404, {"message": f"unknown alarm {parts[1]}"})
+            except ValueError as exc:
+                self._json(400, {"message": str(exc)})
+
+        def _json(self, status: int, payload: Any) -> None:
+            self._send(status, json.dumps(payload, indent=2, sort_keys=True).encode(), "application/json")
+
+        def _send(self, status: int, body: bytes, content_type: str) -> None:
+            self.send_response(status)
+            self.send_header("Content-Type", content_type)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+    return Handler
+
+
+class HealthServer:
+    """http.server on a thread; binds in ``start()`` so a busy port fails loudly."""
+
+    def __init__(self, control: SandboxControl, host: str = "127.0.0.1", port: int = 0) -> None:
+        self._control = control
+        self._host = host
+        self._port = port
+        self._server: ThreadingHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+
+    @property
+    def url(self) -> str:
+        if self._server is None:
+            raise RuntimeError("health server is not running")
+        host, port = self._server.server_address[:2]
+        return f"http://{host}:{port}"
+
+    def start(self) -> None:
+        self._server = ThreadingHTTPServer((self._host, self._port), _make_handler(self._control))
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, args=(_POLL_SECONDS,), name="sandbox-http", daemon=True
+        )
+        self._thread.start()
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+        self._server = None
+        self._thread = None

@@ -1,0 +1,80 @@
+"""Fixtures for the sandbox tests: a fast Sandbox (high rate, short flush) and deployment helpers."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bluegreen_provider.sandbox import Sandbox
+from bluegreen_provider.sandbox.world import FUNCTIONS, alias_name, weighted_record
+
+RATE = 400.0
+FLUSH = 0.5
+
+
+def _wait_until(predicate: Callable[[], Any], *, timeout: float = 30.0, what: str = "condition") -> Any:
+    """Poll ``predicate`` until it returns something truthy; fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
+        time.sleep(0.05)
+
+
+@pytest.fixture
+def sandbox(tmp_path: Path) -> Iterator[Sandbox]:
+    with Sandbox(rate_per_second=RATE, flush_seconds=FLUSH, seed=7, state_dir=tmp_path / "sandbox") as sb:
+        yield sb
+
+
+def _set_weights(sandbox: Sandbox, blue: int, green: int) -> None:
+    """Shift traffic the way the deployment does: one UPSERT batch for both weighted record sets."""
+    sandbox.clients()("route53").change_resource_record_sets(
+        HostedZoneId=sandbox.hosted_zone_id,
+        ChangeBatch={
+            "Changes": [
+                {"Action": "UPSERT", "ResourceRecordSet": weighted_record("blue", blue)},
+                {"Action": "UPSERT", "ResourceRecordSet": weighted_record("green", green)},
+            ]
+        },
+    )
+
+
+def _deploy(
+    sandbox: Sandbox, release: str, slot: str, functions: tuple[str, ...] = FUNCTIONS, *, zip_bytes: bytes | None = None
+) -> dict[str, str]:
+    """Upload a release, publish it and point the slot's alias at it; returns function → version."""
+    lambda_ = sandbox.clients()("lambda")
+    code = zip_bytes if zip_bytes is not None else sandbox.release_zip(release).read_bytes()
+    versions = {}
+    for function in functions:
+        lambda_.update_function_code(FunctionName=function, ZipFile=code)
+        version = lambda_.publish_version(FunctionName=function, Description=f"release {release}")["Version"]
+        lambda_.update_alias(FunctionName=function, Name=alias_name(slot), FunctionVersion=version)
+        versions[function] = version
+    return versions
+
+
+# Helpers as fixtures: test modules here are not a package, so they cannot import from conftest.
+
+
+@pytest.fixture
+def wait_until() -> Callable[..., Any]:
+    return _wait_until
+
+
+@pytest.fixture
+def set_weights(sandbox: Sandbox) -> Callable[[int, int], None]:
+    return lambda blue, green: _set_weights(sandbox, blue, green)
+
+
+@pytest.fixture
+def deploy(sandbox: Sandbox) -> Callable[..., dict[str, str]]:
+    return lambda release, slot, functions=FUNCTIONS, **kw: _deploy(sandbox, release, slot, functions, **kw)
