@@ -1,0 +1,241 @@
+"""``make demo`` and ``make airflow``: the whole product on this machine, against the sandbox.
+
+The demo runs the real ``blue_green_deploy`` DAG with ``dag.test()`` and short timings, while the
+sandbox sends live traffic through whatever Route53 says. Only here is the approval answered by a
+program (through the same REST call as the UI's Approve button); the DAG itself is unchanged.
+"""
+
+from __future__ import annotations
+
+import os
+import runpy
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+DAG_FILE = REPO / "dags" / "blue_green_deploy.py"
+DAG_ID = "blue_green_deploy"
+
+SCENARIOS: dict[str, dict[str, Any]] = {
+    "happy": {"release": "v2", "approval": "Approve", "about": "a good release, approved, promoted"},
+    "bad-release": {"release": "bad", "approval": "Approve", "about": "a faulty release: rollback at 10 %"},
+    "alarm": {"release": "v2", "approval": "Approve", "about": "an alarm fires at 50 %: rollback"},
+    "reject": {"release": "v2", "approval": "Reject", "about": "the approver rejects: held at 50/50"},
+}
+
+DEMO_TIMINGS: dict[str, Any] = {
+    "steps": [
+        {"weight": 10, "soak_seconds": 20},
+        {"weight": 50, "soak_seconds": 20},
+        {"weight": 100, "soak_seconds": 0},
+    ],
+    "poll_interval_seconds": 1,
+    "min_requests": 10,
+    "approval_timeout_seconds": 600,
+    "retention_seconds": 15,
+}
+
+
+def _postgres_db_url(name: str) -> str:
+    from bluegreen_provider.stack import ensure_postgres_database
+
+    ensure_postgres_database(name)
+    return f"postgresql://postgres@127.0.0.1:5432/{name}"
+
+
+def _prepare_airflow_env(home: Path) -> None:
+    """Point Airflow at a private home and metadata DB before anything imports it."""
+    home.mkdir(parents=True, exist_ok=True)
+    os.environ.update(
+        {
+            "AIRFLOW_HOME": str(home),
+            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home}/airflow.db",
+            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+            "AIRFLOW__CORE__DAGS_FOLDER": str(REPO / "dags"),
+            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "True",
+            "AIRFLOW__LOGGING__LOGGING_LEVEL": os.environ.get("BLUEGREEN_DEMO_LOG_LEVEL", "WARNING"),
+        }
+    )
+    marker = home / ".migrated"
+    if not marker.exists():
+        print("· preparing Airflow's metadata DB (first run only) …", flush=True)
+        subprocess.run(
+            [sys.executable, "-m", "airflow", "db", "migrate"],
+            check=True,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        marker.touch()
+
+
+class Progress(threading.Thread):
+    """Prints a line whenever a stage changes state, with the split and the failed requests so far."""
+
+    def __init__(self, sandbox: Any, started: float):
+        super().__init__(daemon=True, name="demo-progress")
+        self.sandbox, self.started = sandbox, started
+        self.stop_event = threading.Event()
+        self.seen: dict[str, str | None] = {}
+
+    def run(self) -> None:
+        from bluegreen_provider.localrun import latest_run_id, task_states
+
+        while not self.stop_event.wait(0.5):
+            run_id = latest_run_id(DAG_ID)
+            if run_id is None:
+                continue
+            for task_id, state in task_states(DAG_ID, run_id).items():
+                if state in (None, "scheduled", "queued", "none") or self.seen.get(task_id) == state:
+                    continue
+                self.seen[task_id] = state
+                self.emit(f"{task_id:<15} {state}")
+
+    def emit(self, what: str) -> None:
+        stats = self.sandbox.stats()
+        weights = self.sandbox.weights()
+        failed = {slot: s.get("errors", 0) for slot, s in stats.items() if isinstance(s, dict)}
+        print(
+            f"  {time.monotonic() - self.started:6.1f}s  {what:<32} split blue {weights.get('blue')} / "
+            f"green {weights.get('green')}   failed requests: "
+            + ", ".join(f"{k} {v}" for k, v in sorted(failed.items())),
+            flush=True,
+        )
+
+
+def _alarm_at_50(sandbox: Any, stop: threading.Event) -> None:
+    """The 'alarm' scenario: once green carries 50 %, a CloudWatch alarm fires (as on-call would see)."""
+    while not stop.wait(0.2):
+        if sandbox.weights().get("green") == 50:
+            sandbox.force_alarm("lego-api-gateway-5xx-errors", reason="p99 latency and 5xx spike after 50 % shift")
+            return
+
+
+def run_demo(scenario: str = "happy") -> int:
+    if scenario not in SCENARIOS:
+        print(f"unknown scenario {scenario!r}; choose one of {sorted(SCENARIOS)}", file=sys.stderr)
+        return 2
+    plan = SCENARIOS[scenario]
+    home = REPO / ".airflow" / "demo"
+    state_dir = REPO / ".sandbox" / "demo"
+    _prepare_airflow_env(home)
+
+    from bluegreen_provider.sandbox import Sandbox
+
+    print(f"bluegreen demo — scenario '{scenario}': {plan['about']}", flush=True)
+    with Sandbox(rate_per_second=40, flush_seconds=1, state_dir=state_dir) as sandbox:
+        releases = state_dir / "releases"
+        for name in ("v1", "v2", "bad", "unhealthy"):
+            sandbox.release_zip(name)
+        os.environ.update(sandbox.connection_env("aws_default"))
+        os.environ["AIRFLOW_CONN_LEGO_DB"] = _postgres_db_url("lego_demo")
+        os.environ["BLUEGREEN_HEALTH_BASE_URL"] = sandbox.http_url
+        os.environ["BLUEGREEN_RELEASES_DIR"] = str(releases)
+        print(f"· sandbox: moto {sandbox.endpoint_url}, traffic 40 req/s on api.lego-mocs.com", flush=True)
+
+        from bluegreen_provider.localrun import ApprovalResponder, task_rows, xcom
+
+        dag = runpy.run_path(str(DAG_FILE))["deploy"]
+        conf = {
+            **DEMO_TIMINGS,
+            "functions": [
+                {"name": fn.name, "zip_file": str(releases / f"{plan['release']}.zip")}
+                for fn in _service_functions()
+            ],
+        }
+        started = time.monotonic()
+        progress = Progress(sandbox, started)
+        stop = threading.Event()
+        responder = ApprovalResponder(
+            DAG_ID, action=plan["approval"], before_answer=lambda run_id: progress.emit("approval requested →")
+        )
+        responder.start()
+        progress.start()
+        if scenario == "alarm":
+            threading.Thread(target=_alarm_at_50, args=(sandbox, stop), daemon=True).start()
+        dr = dag.test(run_conf=conf)
+        stop.set()
+        time.sleep(0.6)  # let the progress printer report the final states it already polled
+        progress.stop_event.set()
+        wall = time.monotonic() - started
+        print(_report(dr, sandbox, wall, task_rows, xcom), flush=True)
+        return 0 if (dr.state == "success") == (scenario == "happy") else 1
+
+
+def _service_functions() -> list[Any]:
+    from bluegreen_provider.dag_factory import REGISTERED_SERVICES
+
+    return list(REGISTERED_SERVICES["lego-api"].functions)
+
+
+def _report(dr: Any, sandbox: Any, wall: float, task_rows: Any, xcom: Any) -> str:
+    lines = ["", f"run {dr.run_id}: {dr.state.upper()} in {wall:.0f} s", "", "  stage            state        seconds"]
+    for row in task_rows(DAG_ID, dr.run_id):
+        seconds = f"{row['duration_s']:.1f}" if row["duration_s"] is not None else "-"
+        lines.append(f"  {row['task_id']:<16} {row['state'] or '-':<12} {seconds:>7}")
+    for task_id in ("soak_10", "soak_50"):
+        summary = xcom(DAG_ID, dr.run_id, task_id)
+        if isinstance(summary, dict):
+            lines.append(
+                f"  {task_id}: {summary.get('requests')} requests, {summary.get('errors')} errors, "
+                f"error rate {summary.get('rate_pct')} % (max {summary.get('max_rate_pct')} %)"
+            )
+    weights = sandbox.weights()
+    stats = sandbox.stats()
+    lines.append("")
+    lines.append(f"  final split: blue {weights.get('blue')} / green {weights.get('green')}")
+    for slot in ("blue", "green"):
+        s = stats.get(slot, {})
+        if isinstance(s, dict):
+            lines.append(f"  {slot}: {s.get('requests', 0)} requests served, {s.get('errors', 0)} failed")
+    return "\n".join(lines)
+
+
+def run_airflow(port: int = 8080) -> int:
+    """Airflow (Postgres metadata DB, LocalExecutor) and the sandbox, until Ctrl-C; no orphans."""
+    from bluegreen_provider.sandbox import Sandbox
+    from bluegreen_provider.stack import AirflowStack, ensure_postgres_database
+
+    state_dir = REPO / ".sandbox" / "airflow"
+    with Sandbox(rate_per_second=20, flush_seconds=5, state_dir=state_dir) as sandbox:
+        for name in ("v1", "v2", "bad", "unhealthy"):
+            sandbox.release_zip(name)
+        env = {
+            **sandbox.connection_env("aws_default"),
+            "AIRFLOW_CONN_LEGO_DB": _postgres_db_url("lego_airflow"),
+            "BLUEGREEN_HEALTH_BASE_URL": sandbox.http_url,
+            "BLUEGREEN_RELEASES_DIR": str(state_dir / "releases"),
+        }
+        stack = AirflowStack(
+            home=REPO / ".airflow" / "stack",
+            sql_alchemy_conn=ensure_postgres_database("bluegreen_airflow"),
+            port=port,
+            extra_env=env,
+        )
+        stop = threading.Event()
+        signal.signal(signal.SIGTERM, lambda *_: stop.set())
+        print("starting Airflow (api-server, scheduler, dag-processor, triggerer) …", flush=True)
+        with stack:
+            print(
+                f"\nAirflow is up: {stack.url}  (no login needed)\n"
+                f"  sandbox AWS: {sandbox.endpoint_url}   traffic status: {sandbox.http_url}/status\n"
+                f"  DAG: blue_green_deploy — unpause it, trigger it, approve at the 'approval' task\n"
+                f"  stop: Ctrl-C\n",
+                flush=True,
+            )
+            try:
+                while not stop.wait(1):
+                    pass
+            except KeyboardInterrupt:
+                pass
+            print("stopping …", flush=True)
+    print("stopped; no process left behind.", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(run_demo(sys.argv[1] if len(sys.argv) > 1 else "happy"))
