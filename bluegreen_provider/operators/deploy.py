@@ -1,0 +1,235 @@
+"""The deploy stage: publish each function's release and point the candidate slot's aliases at it.
+
+Nothing here moves traffic; the candidate slot's Route53 weight is 0 when this runs. All functions
+are released as one unit, so the candidate slot never serves a mix of old and new code.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from airflow.sdk.exceptions import AirflowFailException
+
+from bluegreen_provider.hooks.lambda_alias import AliasTarget, LambdaAliasHook, LambdaReleaseError
+from bluegreen_provider.operators.base import StageOperator
+from bluegreen_provider.plan import Plan, PlanError
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+    from bluegreen_provider.spec import FunctionRelease
+
+_DESCRIPTION_LIMIT = 256  # Lambda's limit for version and alias descriptions
+
+
+def release_description(service: str, owner: str) -> str:
+    """The description written on versions and aliases, so the console shows which run released them."""
+    return f"bluegreen {service} release by {owner}"[:_DESCRIPTION_LIMIT]
+
+
+@dataclass(frozen=True)
+class ReleaseAction:
+    """What deploying one function will do: keep, reuse or publish a version, or use an explicit one."""
+
+    function_name: str
+    action: str  # "keep" | "reuse" | "explicit" | "publish"
+    version: str | None
+    code_sha256: str | None
+    source: str
+    zip_bytes: bytes | None = field(default=None, repr=False)
+
+    def describe(self, alias: str, current: AliasTarget | None) -> str:
+        now = f"version {current.version}" if current else "nothing (alias will be created)"
+        if self.action == "keep":
+            return f"{self.function_name}: {alias} already serves version {self.version} with this code; keep it"
+        if self.action == "reuse":
+            return (
+                f"{self.function_name}: reuse version {self.version} (CodeSha256 {self.code_sha256} matches "
+                f"{self.source}); point {alias} from {now} to it"
+            )
+        if self.action == "explicit":
+            return f"{self.function_name}: point {alias} from {now} to the given version {self.version}"
+        sha = f" (CodeSha256 {self.code_sha256})" if self.code_sha256 else ""
+        return f"{self.function_name}: publish a new version from {self.source}{sha}; point {alias} from {now} to it"
+
+
+def resolve_release(lambdas: LambdaAliasHook, release: FunctionRelease, current: AliasTarget | None) -> ReleaseAction:
+    """Decide, by reading Lambda only, what releasing ``release`` takes; raise before any change.
+
+    A zip is matched by CodeSha256: if the candidate alias already serves it nothing moves, and if an
+    existing version has it that version is reused, so a retried deploy never mints a new version.
+    """
+    name = release.name
+    if release.zip_file:
+        path = Path(release.zip_file)
+        if not path.is_file():
+            raise LambdaReleaseError(f"{name}: zip_file {str(path)!r} does not exist or is not a file")
+        data = path.read_bytes()
+        sha = lambdas.zip_sha256(data)
+        if current is not None and current.code_sha256 == sha:
+            return ReleaseAction(name, "keep", current.version, sha, str(path), data)
+        matching = [v for v in lambdas.list_versions(name) if v.code_sha256 == sha]
+        if matching:
+            return ReleaseAction(name, "reuse", matching[-1].version, sha, str(path), data)
+        return ReleaseAction(name, "publish", None, sha, str(path), data)
+    if release.version:
+        version = lambdas.get_version(name, str(release.version))
+        action = "keep" if current is not None and current.version == version.version else "explicit"
+        return ReleaseAction(name, action, version.version, version.code_sha256, f"version {version.version}")
+    if release.s3_key:
+        return ReleaseAction(name, "publish", None, None, f"s3://{release.s3_bucket}/{release.s3_key}")
+    if release.image_uri:
+        return ReleaseAction(name, "publish", None, None, f"image {release.image_uri}")
+    raise LambdaReleaseError(f"{name}: no code source given")
+
+
+class DeployGreenOperator(StageOperator):
+    """
+    Release the new code into the candidate slot: one version per function, candidate aliases moved.
+
+    Every input is checked before the first change (zip files, functions, explicit versions). If one
+    function fails midway, the aliases already moved are put back where the plan found them, so the
+    candidate slot is never half-released. Refuses to change code the candidate slot is serving to
+    live traffic. Returns ``{"versions": {fn: {"version", "code_sha256", "reused"}}, "prewarm": ...}``.
+
+    :param prewarm_concurrency: invocations in flight at once when ``spec.prewarm_invocations`` > 0.
+    """
+
+    template_fields: Sequence[str] = (*StageOperator.template_fields,)
+    ui_color = "#c8e6c9"
+
+    def __init__(self, *, prewarm_concurrency: int = 4, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        if isinstance(prewarm_concurrency, bool) or not isinstance(prewarm_concurrency, int) or prewarm_concurrency < 1:
+            raise ValueError(f"prewarm_concurrency must be an int >= 1, got {prewarm_concurrency!r}")
+        self.prewarm_concurrency = prewarm_concurrency
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        from bluegreen_provider.operators.traffic import hold_lock
+
+        try:
+            plan = self.load_plan(context)
+        except PlanError as err:
+            raise AirflowFailException(str(err)) from err
+        owner = self.run_owner(context)
+        spec = plan.spec
+        alias = plan.candidate_alias
+        description = release_description(spec.service, owner)
+
+        # -- everything is read and checked before the first change --------------------------------
+        try:
+            for release in spec.functions:
+                self.lambdas.require_function(release.name)
+            current = {r.name: self.lambdas.get_alias(r.name, alias) for r in spec.functions}
+            actions = {r.name: resolve_release(self.lambdas, r, current[r.name]) for r in spec.functions}
+        except LambdaReleaseError as err:
+            raise AirflowFailException(f"deploy_green refused before any change: {err}") from err
+        hold_lock(self.records(plan), plan, owner)
+        split = self.read_split(plan)
+        if split.get(plan.candidate_set, 0) > 0:
+            for name, action in list(actions.items()):
+                mine = current[name] is not None and current[name].description == description
+                if action.action == "publish" and action.code_sha256 is None and mine:
+                    # An S3 or image release this run already made: its hash is only known after upload.
+                    actions[name] = ReleaseAction(
+                        name, "keep", current[name].version, current[name].code_sha256, action.source
+                    )
+            moving = [n for n, a in actions.items() if a.action != "keep"]
+            if moving:
+                raise AirflowFailException(
+                    f"refusing to change {moving} in slot {plan.candidate} ({alias}): it takes live traffic "
+                    f"({plan.describe_split(split)}). Changing code under live traffic is not a release; "
+                    f"roll back first (candidate weight 0), then deploy."
+                )
+        for name, action in actions.items():
+            self.log.info("Release plan: %s", action.describe(alias, current[name]))
+
+        # -- release all functions as one unit --------------------------------------------------------
+        versions: dict[str, dict[str, Any]] = {}
+        moved: list[str] = []
+        for release in spec.functions:
+            action = actions[release.name]
+            try:
+                version, sha, reused = self._release(release, action, description)
+                self.lambdas.point_alias(release.name, alias, version, description=description)
+            except Exception as err:
+                restored = self._restore(plan, [*moved, release.name], owner)
+                raise AirflowFailException(
+                    f"releasing {release.name} into {plan.candidate} failed: {err}. Candidate aliases put back "
+                    f"as the plan found them: {restored}. No traffic was moved ({plan.describe_split(split)})."
+                ) from err
+            moved.append(release.name)
+            versions[release.name] = {"version": version, "code_sha256": sha, "reused": reused}
+            self.log.info("%s:%s -> version %s (%s)", release.name, alias, version, "reused" if reused else "new")
+
+        result: dict[str, Any] = {"slot": plan.candidate, "alias": alias, "versions": versions}
+        if spec.prewarm_invocations:
+            result["prewarm"] = self._prewarm(plan)
+        return result
+
+    def _release(self, release: FunctionRelease, action: ReleaseAction, description: str) -> tuple[str, str, bool]:
+        """Publish if needed; returns (version, code_sha256, reused: no new version was published)."""
+        if action.action != "publish":
+            assert action.version is not None
+            return action.version, action.code_sha256 or "", True
+        before = {v.version for v in self.lambdas.list_versions(release.name)}
+        published = self.lambdas.publish_code(
+            release.name,
+            zip_file=action.zip_bytes,
+            s3_bucket=release.s3_bucket,
+            s3_key=release.s3_key,
+            image_uri=release.image_uri,
+            description=description,
+        )
+        return published.version, published.code_sha256, published.version in before
+
+    def _restore(self, plan: Plan, names: list[str], owner: str) -> dict[str, str]:
+        """Put candidate aliases back to ``plan.candidate_versions_before``; never raises."""
+        restored: dict[str, str] = {}
+        for name in names:
+            before = plan.candidate_versions_before.get(name)
+            try:
+                now = self.lambdas.get_alias(name, plan.candidate_alias)
+                if before is None:
+                    restored[name] = (
+                        f"alias created by this run left at version {now.version if now else '?'} (takes no traffic)"
+                    )
+                elif now is None or now.version != before:
+                    self.lambdas.point_alias(
+                        name, plan.candidate_alias, before, description=f"restored by {owner} after a failed release"
+                    )
+                    restored[name] = f"version {before}"
+                else:
+                    restored[name] = f"version {before} (unchanged)"
+            except Exception as err:
+                self.log.exception("Could not restore %s:%s", name, plan.candidate_alias)
+                restored[name] = f"NOT restored ({err}); point it back to version {before} by hand"
+        return restored
+
+    def _prewarm(self, plan: Plan) -> dict[str, Mapping[str, Any]]:
+        """Warm the candidate's execution environments; errors are reported, the health stage judges."""
+        report: dict[str, Mapping[str, Any]] = {}
+        for release in plan.spec.functions:
+            result = self.lambdas.prewarm(
+                release.name,
+                plan.candidate_alias,
+                invocations=plan.spec.prewarm_invocations,
+                concurrency=self.prewarm_concurrency,
+            )
+            report[release.name] = {
+                "invocations": result.invocations,
+                "errors": result.errors,
+                "max_duration_ms": round(result.max_duration_ms, 1),
+            }
+            if result.errors:
+                self.log.warning(
+                    "Prewarm of %s:%s: %d of %d invocations failed",
+                    release.name,
+                    plan.candidate_alias,
+                    result.errors,
+                    result.invocations,
+                )
+        return report

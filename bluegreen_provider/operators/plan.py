@@ -1,0 +1,296 @@
+"""The plan stage: validate the spec, read AWS, decide which slot is live, and take the lock.
+
+Everything a deployment could be refused for is found here, before anything changes. A dry run
+stops here: it reads and validates the same way, lists every change the deployment would make,
+and skips the rest of the DAG.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from airflow.sdk import SkipMixin
+from airflow.sdk.exceptions import AirflowFailException
+
+from bluegreen_provider.hooks.cloudwatch import UnknownAlarmError
+from bluegreen_provider.hooks.lambda_alias import AliasTarget, LambdaReleaseError
+from bluegreen_provider.hooks.route53 import WeightedRecordError
+from bluegreen_provider.operators.base import StageOperator
+from bluegreen_provider.operators.deploy import ReleaseAction, resolve_release
+from bluegreen_provider.plan import Plan, PlanError
+from bluegreen_provider.records import DeploymentRecords, LockRecord
+from bluegreen_provider.spec import DeploymentSpec, SpecError
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+log = logging.getLogger(__name__)
+
+_TRUE = {"true", "1", "yes", "on"}
+_FALSE = {"false", "0", "no", "off", ""}
+
+
+def as_bool(value: bool | str, name: str = "dry_run") -> bool:
+    """Accept a bool or the strings a rendered template gives ("True", "false", "1", ...)."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lower() in _TRUE | _FALSE:
+        return value.strip().lower() in _TRUE
+    raise ValueError(f"{name} must be a bool or 'true'/'false', got {value!r}")
+
+
+def load_spec(spec: Mapping[str, Any] | str) -> DeploymentSpec:
+    """Build a spec from a mapping or its JSON text; raises SpecError listing every problem."""
+    if isinstance(spec, str):
+        try:
+            spec = json.loads(spec)
+        except json.JSONDecodeError as err:
+            raise SpecError([f"spec is not valid JSON: {err}"]) from err
+    return DeploymentSpec.from_dict(spec)
+
+
+def dag_run_is_active(lock: LockRecord) -> bool:
+    """Whether the run holding a lock is still queued or running, asked of Airflow.
+
+    A run Airflow does not know (deleted) is not active; if Airflow cannot be asked, assume it is,
+    so a lock is never taken from a live deployment by mistake.
+    """
+    from airflow.sdk.exceptions import AirflowRuntimeError
+    from airflow.sdk.execution_time.task_runner import RuntimeTaskInstance
+
+    try:
+        state = RuntimeTaskInstance.get_dagrun_state(lock.dag_id, lock.run_id)
+    except AirflowRuntimeError as err:
+        if (err.error.detail or {}).get("status_code") == 404:
+            return False
+        log.warning("Could not read the state of run %s (%s); treating it as active", lock.owner, err)
+        return True
+    except Exception as err:
+        log.warning("Could not read the state of run %s (%s); treating it as active", lock.owner, err)
+        return True
+    return str(getattr(state, "value", state)) in ("queued", "running")
+
+
+class PlanDeploymentOperator(StageOperator, SkipMixin):
+    """
+    Resolve the deployment: which slot is live, which is the candidate, and what runs in each.
+
+    Refuses, before any change, a spec with errors, a missing zone/record/set/function/live alias,
+    an explicit version or zip that does not exist, or a split that is not clean (both slots with
+    traffic, or neither), unless this run already owns the lock (a re-run: ``resumed``). Then takes
+    the deployment lock. Returns ``Plan.to_dict()``; a dry run adds ``"changes"`` and skips every
+    downstream task.
+
+    :param spec: the deployment spec, as a mapping or JSON text (DAG params render either way).
+    :param dry_run: read and validate only: take no lock, change nothing, list the changes.
+    """
+
+    template_fields: Sequence[str] = (*StageOperator.template_fields, "spec", "dry_run")
+    ui_color = "#fff9c4"
+
+    def __init__(self, *, spec: Mapping[str, Any] | str, dry_run: bool | str = False, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.spec = spec
+        self.dry_run = dry_run
+        # A literal spec is checked when the DAG is parsed; a templated one when it is rendered.
+        if isinstance(dry_run, bool) or "{{" not in str(dry_run):
+            as_bool(dry_run)
+        if isinstance(spec, Mapping) and "{{" not in json.dumps(spec, default=str):
+            load_spec(spec)
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        try:
+            spec = load_spec(self.spec)
+            dry_run = as_bool(self.dry_run)
+        except (SpecError, ValueError) as err:
+            raise AirflowFailException(f"deployment refused: {err}") from err
+        owner = self.run_owner(context)
+        sets = [s.set_identifier for s in spec.slots.values()]
+        try:
+            zone_id = self.route53.resolve_zone_id(spec.hosted_zone)
+            split = self.route53.get_split(zone_id, spec.record_name, spec.record_type, sets)
+        except WeightedRecordError as err:
+            raise AirflowFailException(f"deployment refused: {err}") from err
+        try:
+            for release in spec.functions:
+                self.lambdas.require_function(release.name)
+            aliases = {
+                slot.name: {r.name: self.lambdas.get_alias(r.name, slot.alias) for r in spec.functions}
+                for slot in spec.slots.values()
+            }
+        except LambdaReleaseError as err:
+            raise AirflowFailException(f"deployment refused: {err}") from err
+
+        records = DeploymentRecords(self.route53, zone_id, spec)
+        lock = records.lock()
+        live, resumed = self._choose_live(spec, split, lock, owner)
+        candidate = spec.other_slot(live)
+        missing = [name for name, alias in aliases[live].items() if alias is None]
+        if missing:
+            raise AirflowFailException(
+                f"deployment refused: slot {live} takes the traffic but {missing} have no alias "
+                f"{spec.slots[live].alias!r}; create it on the version in production, then retry"
+            )
+        try:
+            actions = {r.name: resolve_release(self.lambdas, r, aliases[candidate][r.name]) for r in spec.functions}
+        except LambdaReleaseError as err:
+            raise AirflowFailException(f"deployment refused: {err}") from err
+
+        warnings: list[str] = []
+        if resumed:
+            warnings.append(f"this run already owns the lock: resuming with {live} as the live slot")
+        alarms_firing = self._alarms_firing(spec, warnings)
+        replaces = self._replaced_retention(records, candidate, warnings)
+        if dry_run:
+            if lock is not None and lock.owner != owner and dag_run_is_active(lock):
+                warnings.append(f"run {lock.owner} holds the deployment lock; a real run would be refused now")
+        else:
+            try:
+                records.acquire(owner, live, is_active=dag_run_is_active)
+            except PlanError as err:
+                raise AirflowFailException(f"deployment refused: {err}") from err
+        for warning in warnings:
+            self.log.warning("%s", warning)
+
+        plan = Plan(
+            spec=spec,
+            zone_id=zone_id,
+            live=live,
+            candidate=candidate,
+            owner=owner,
+            split_before=split,
+            live_versions={n: a.version for n, a in aliases[live].items() if a is not None},
+            candidate_versions_before={n: a.version if a else None for n, a in aliases[candidate].items()},
+            alarms_firing=alarms_firing,
+            replaces_retained=replaces,
+            resumed=resumed,
+            warnings=warnings,
+            created_at=datetime.now(UTC).isoformat(timespec="seconds"),
+        )
+        self.log.info("Plan: live %s, candidate %s, traffic %s", live, candidate, plan.describe_split(split))
+        result = plan.to_dict()
+        if not dry_run:
+            return result
+        result["changes"] = self._changes(plan, actions, aliases[candidate])
+        for change in result["changes"]:
+            self.log.info("DRY RUN would %s: %s", change["stage"], change["change"])
+        context["ti"].xcom_push(key="return_value", value=result)
+        if self.downstream_task_ids:
+            self.skip(ti=context["ti"], tasks=context["task"].get_flat_relatives(upstream=False))
+        return result
+
+    # -- decisions --------------------------------------------------------------------------------
+    @staticmethod
+    def _choose_live(
+        spec: DeploymentSpec, split: Mapping[str, int], lock: LockRecord | None, owner: str
+    ) -> tuple[str, bool]:
+        if lock is not None and lock.owner == owner:
+            if lock.live not in spec.slots:
+                raise AirflowFailException(f"deployment refused: the lock names an unknown live slot {lock.live!r}")
+            return lock.live, True
+        with_traffic = [s.name for s in spec.slots.values() if split[s.set_identifier] > 0]
+        shown = " / ".join(f"{s.name} {split[s.set_identifier]}" for s in spec.slots.values())
+        if len(with_traffic) == 1:
+            return with_traffic[0], False
+        if with_traffic:
+            holder = lock.owner if lock else "unknown"
+            raise AirflowFailException(
+                f"deployment refused: split {shown}: a deployment is in progress or held by {holder}; "
+                f"approve it or roll it back first"
+            )
+        raise AirflowFailException(
+            f"deployment refused: split {shown}: no slot is live (Route53 spreads traffic evenly when every "
+            f"weight is 0). Give the slot serving production 100 by hand, then retry"
+        )
+
+    def _alarms_firing(self, spec: DeploymentSpec, warnings: list[str]) -> list[dict[str, str]]:
+        if not spec.alarms:
+            return []
+        try:
+            firing = self.cloudwatch.alarms_in_alarm(list(spec.alarms))
+        except UnknownAlarmError as err:
+            raise AirflowFailException(f"deployment refused: {err}") from err
+        if firing:
+            names = ", ".join(a.name for a in firing)
+            warnings.append(
+                f"ALARMS ALREADY FIRING before this deployment: {names}. They say nothing against the new "
+                f"release, so the analysis ignores exactly these; any other alarm still rolls back"
+            )
+        return [{"name": a.name, "state": a.state, "reason": a.reason} for a in firing]
+
+    @staticmethod
+    def _replaced_retention(records: DeploymentRecords, candidate: str, warnings: list[str]) -> dict[str, str] | None:
+        retained = records.retention()
+        if retained is None or not retained.active() or retained.slot != candidate:
+            return None
+        warnings.append(
+            f"slot {candidate} still holds the previous release retained by run {retained.owner} until "
+            f"{retained.until} for emergency rollback; this deployment replaces it"
+        )
+        return {"slot": retained.slot, "until": retained.until, "owner": retained.owner}
+
+    @staticmethod
+    def _changes(
+        plan: Plan, actions: Mapping[str, ReleaseAction], current: Mapping[str, AliasTarget | None]
+    ) -> list[dict[str, str]]:
+        """Every change the deployment would make, in order, for the dry run's report."""
+        spec, live, candidate = plan.spec, plan.live, plan.candidate
+        changes = [{"stage": "plan", "change": f"take the deployment lock of {spec.record_name} (live slot {live})"}]
+        for name, action in actions.items():
+            changes.append({"stage": "deploy_green", "change": action.describe(plan.candidate_alias, current[name])})
+        if spec.prewarm_invocations:
+            changes.append(
+                {"stage": "deploy_green", "change": f"invoke each {plan.candidate_alias} {spec.prewarm_invocations}x"}
+            )
+        if spec.migrations:
+            changes.append({"stage": "run_migrations", "change": f"apply migrations on {spec.migrations.conn_id}"})
+        slot = spec.slots[candidate]
+        check = (
+            f"; create or reuse a Route53 health check on {slot.health_check_fqdn}{spec.health.path} and attach it "
+            f"to set {slot.set_identifier}"
+            if spec.health.route53_check and slot.health_check_fqdn
+            else ""
+        )
+        changes.append(
+            {
+                "stage": "health_check",
+                "change": f"require {spec.health.consecutive_successes} healthy probes of {candidate} within "
+                f"{spec.health.deadline_seconds}s{check}",
+            }
+        )
+        rule = f"roll back if error rate > {spec.error_rate_threshold_pct}% (>= {spec.min_requests} requests)"
+        if spec.alarms:
+            rule += f" or an alarm of {list(spec.alarms)} fires"
+        for step in spec.steps:
+            weights = plan.describe_split(plan.weights_for(step.weight))
+            if step.weight == 100:
+                changes.append(
+                    {
+                        "stage": "approval",
+                        "change": f"wait up to {spec.approval_timeout_seconds}s for a manual approval "
+                        f"(on timeout: {spec.approval_timeout_policy})",
+                    }
+                )
+                changes.append({"stage": "shift_100", "change": f"set Route53 weights {weights}; release the lock"})
+                changes.append(
+                    {
+                        "stage": "shift_100",
+                        "change": f"retain {live} (versions {plan.live_versions}) for {spec.retention_seconds}s "
+                        f"after promotion for emergency rollback",
+                    }
+                )
+            else:
+                changes.append({"stage": f"shift_{step.weight}", "change": f"set Route53 weights {weights}"})
+                changes.append({"stage": f"soak_{step.weight}", "change": f"watch {step.soak_seconds}s; {rule}"})
+        changes.append(
+            {
+                "stage": "teardown_blue",
+                "change": f"when retention ends: delete {live}'s Route53 health check if any, prune Lambda "
+                f"versions no alias uses (keep {spec.keep_versions} newest), clear the retention record",
+            }
+        )
+        return changes

@@ -1,0 +1,227 @@
+"""The traffic stages: move the candidate's Route53 weight to one step, and promote at 100 %."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
+
+from bluegreen_provider.hooks.cloudwatch import UnknownAlarmError
+from bluegreen_provider.hooks.route53 import WeightedRecordError
+from bluegreen_provider.operators.base import StageOperator
+from bluegreen_provider.plan import Plan, PlanError
+from bluegreen_provider.triggers.route53 import Route53ChangeTrigger
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+    from bluegreen_provider.records import DeploymentRecords, LockRecord
+
+MARKED_SUCCESS = {"via": "marked success in the UI (no response recorded)"}
+
+
+def hold_lock(records: DeploymentRecords, plan: Plan, owner: str) -> LockRecord:
+    """Make sure this run owns the service's traffic before it changes anything.
+
+    A free lock is taken back (a cleared task re-running after promotion or rollback released it),
+    unless a newer deployment has promoted since this run planned (a retention record this run did
+    not know of): then this run's plan is stale.
+    """
+    lock = records.lock()
+    if lock is not None and lock.owner == owner:
+        return lock
+    if lock is not None:
+        raise AirflowFailException(
+            f"run {lock.run_id} of DAG {lock.dag_id} owns this service's traffic now (since {lock.since}); "
+            f"this run ({owner}) must not change it. Traffic is left as it is."
+        )
+    retained = records.retention()
+    known = (plan.replaces_retained or {}).get("owner")
+    if retained is not None and retained.owner not in (owner, known) and retained.active():
+        raise AirflowFailException(
+            f"a newer deployment ({retained.owner}) promoted after this run planned; "
+            f"this run's plan is stale. Start a new deployment instead of re-running this one."
+        )
+    return records.acquire(owner, plan.live, is_active=lambda _: True)
+
+
+class ShiftWeightOperator(StageOperator):
+    """
+    Set the candidate slot's share of traffic to ``candidate_pct`` with one atomic Route53 change.
+
+    Reads its truth back from Route53: a step already in place is a no-op, and the split read after
+    the change must equal the target. Waits for INSYNC on the triggerer, not a worker. At 100 %
+    (promotion) it records the old slot as retained for emergency rollback and releases the lock.
+
+    :param candidate_pct: the candidate's share in percent, 0..100.
+    :param approval_task_id: task whose XCom holds the approval decision (promotion steps); a
+        ``{"decision": "reject"}`` (or ``"rollback"``) skips this shift, no XCom means the approval
+        was marked success in the UI (recorded as such).
+    :param check_alarms: refuse to raise the candidate's share while a spec alarm is in ALARM
+        (alarms already firing at plan time are ignored).
+    :param poll_interval: seconds between Route53 ``GetChange`` polls while deferred.
+    """
+
+    template_fields: Sequence[str] = (*StageOperator.template_fields, "approval_task_id")
+    ui_color = "#bbdefb"
+
+    def __init__(
+        self,
+        *,
+        candidate_pct: int,
+        approval_task_id: str | None = None,
+        check_alarms: bool = True,
+        poll_interval: float = 5,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        if isinstance(candidate_pct, bool) or not isinstance(candidate_pct, int) or not 0 <= candidate_pct <= 100:
+            raise ValueError(f"candidate_pct must be an int percent in 0..100, got {candidate_pct!r}")
+        if isinstance(poll_interval, bool) or not isinstance(poll_interval, int | float) or poll_interval <= 0:
+            raise ValueError(f"poll_interval must be a positive number of seconds, got {poll_interval!r}")
+        self.candidate_pct = candidate_pct
+        self.approval_task_id = approval_task_id
+        self.check_alarms = check_alarms
+        self.poll_interval = poll_interval
+
+    def _plan(self, context: Context) -> Plan:
+        try:
+            return self.load_plan(context)
+        except PlanError as err:
+            raise AirflowFailException(str(err)) from err
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        plan = self._plan(context)
+        owner = self.run_owner(context)
+        hold_lock(self.records(plan), plan, owner)
+        approval = self._approval(context, plan)
+        split = self.read_split(plan)
+        if self.check_alarms and self.candidate_pct > plan.candidate_pct(split):
+            self._refuse_new_alarms(plan, split)
+
+        context["ti"].xcom_push(key="previous_split", value=split)
+        weights = plan.weights_for(self.candidate_pct)
+        comment = (f"bluegreen {plan.spec.service}: {plan.describe_split(weights)} ({self.task_id}, {owner})")[:256]
+        try:
+            change_id = self.route53.set_split(
+                plan.zone_id, plan.spec.record_name, plan.spec.record_type, weights, comment=comment
+            )
+        except WeightedRecordError as err:
+            raise AirflowFailException(f"{self.task_id}: Route53 refused the split: {err}") from err
+        if change_id is None:
+            self.log.info("Split already %s; nothing to change", plan.describe_split(weights))
+        elif self.route53.get_change_status(change_id) != "INSYNC":
+            self.log.info("Submitted %s as change %s; waiting for INSYNC on the triggerer", weights, change_id)
+            timeout = plan.spec.insync_timeout_seconds
+            self.defer(
+                trigger=Route53ChangeTrigger(
+                    change_id=change_id,
+                    aws_conn_id=self.aws_conn_id,
+                    poll_interval=self.poll_interval,
+                    timeout_seconds=timeout,
+                ),
+                method_name="execute_complete",
+                kwargs={"previous_split": split, "approval": approval},
+                # A little longer than the trigger's own limit, so its timeout event (with the
+                # change id and status) is what normally ends the wait.
+                timeout=timedelta(seconds=timeout + max(60, 2 * self.poll_interval)),
+            )
+        return self._finish(context, plan, owner, split, approval)
+
+    def execute_complete(
+        self,
+        context: Context,
+        event: Mapping[str, Any] | None = None,
+        previous_split: Mapping[str, int] | None = None,
+        approval: Mapping[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        plan = self._plan(context)
+        if not event or event.get("status") != "success":
+            split = self.read_split(plan)
+            raise AirflowFailException(
+                f"{self.task_id}: Route53 change did not reach INSYNC: "
+                f"{(event or {}).get('message', 'no event')}. Traffic now reads {plan.describe_split(split)}; "
+                f"name servers may still answer with the previous split."
+            )
+        return self._finish(context, plan, self.run_owner(context), dict(previous_split or {}), approval)
+
+    # -- steps ------------------------------------------------------------------------------------
+    def _approval(self, context: Context, plan: Plan) -> dict[str, Any] | None:
+        if not self.approval_task_id:
+            return None
+        decision = context["ti"].xcom_pull(task_ids=self.approval_task_id)
+        if decision is None:
+            self.log.warning(
+                "Task %s left no decision: it was marked success in the UI. Proceeding; who marked it is "
+                "in Airflow's audit log.",
+                self.approval_task_id,
+            )
+            return dict(MARKED_SUCCESS)
+        if not isinstance(decision, Mapping):
+            decision = {"value": decision}
+        if str(decision.get("decision", "")).lower() in ("reject", "rollback"):
+            split = self.read_split(plan)
+            raise AirflowSkipException(
+                f"approval rejected ({decision}); not shifting. Traffic stays at {plan.describe_split(split)}."
+            )
+        return dict(decision)
+
+    def _refuse_new_alarms(self, plan: Plan, split: Mapping[str, int]) -> None:
+        known = {a.get("name") for a in plan.alarms_firing}
+        try:
+            in_alarm = self.cloudwatch.alarms_in_alarm(list(plan.spec.alarms))
+        except UnknownAlarmError as err:
+            raise AirflowFailException(f"{self.task_id}: cannot check the rollback alarms: {err}") from err
+        firing = [a for a in in_alarm if a.name not in known]
+        if firing:
+            detail = "; ".join(f"{a.name}: {a.reason}" for a in firing)
+            raise AirflowFailException(
+                f"not shifting into a firing alarm: {detail}. {self.task_id} would raise {plan.candidate} to "
+                f"{self.candidate_pct}%; traffic stays at {plan.describe_split(split)}."
+            )
+
+    def _finish(
+        self,
+        context: Context,
+        plan: Plan,
+        owner: str,
+        previous_split: Mapping[str, int],
+        approval: Mapping[str, Any] | None,
+    ) -> dict[str, Any]:
+        weights = plan.weights_for(self.candidate_pct)
+        split = self.read_split(plan)
+        if split != weights:
+            raise AirflowFailException(
+                f"{self.task_id}: Route53 reads {plan.describe_split(split)} after the change, expected "
+                f"{plan.describe_split(weights)}; someone else changed the record meanwhile."
+            )
+        result: dict[str, Any] = {
+            "split": split,
+            "previous_split": dict(previous_split),
+            "candidate_pct": self.candidate_pct,
+            "approval": dict(approval) if approval is not None else None,
+        }
+        if self.candidate_pct == 100:
+            result["retain_until"] = self._promote(plan, owner)
+        self.log.info("Traffic now %s", plan.describe_split(split))
+        return result
+
+    def _promote(self, plan: Plan, owner: str) -> str:
+        """Record the old slot as retained (not extended on a re-run) and release the lock."""
+        records = self.records(plan)
+        current = records.retention()
+        if current is not None and current.owner == owner and current.slot == plan.live:
+            retained = current
+        else:
+            until = datetime.now(UTC) + timedelta(seconds=plan.spec.retention_seconds)
+            retained = records.retain(plan.live, until, owner)
+        records.release(owner)
+        self.log.info(
+            "Promoted %s. Slot %s keeps the previous release until %s for emergency rollback.",
+            plan.candidate,
+            plan.live,
+            retained.until,
+        )
+        return retained.until

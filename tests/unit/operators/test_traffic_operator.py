@@ -1,0 +1,181 @@
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException, TaskDeferred
+
+from bluegreen_provider.hooks.route53 import Route53Hook
+from bluegreen_provider.operators.traffic import MARKED_SUCCESS, ShiftWeightOperator
+from bluegreen_provider.records import DeploymentRecords
+from bluegreen_provider.spec import DeploymentSpec
+from bluegreen_provider.triggers.route53 import Route53ChangeTrigger
+
+LOCK_KEY = "bluegreen:lock:api.lego-mocs.com"
+RETAIN_KEY = "bluegreen:retained:api.lego-mocs.com"
+
+
+def test_shift_round_trip_reads_back_each_split(world, new_run, stages):
+    run = new_run("run1")
+    stages.release(run, world.spec())
+    result = run.execute(stages.shift(10))
+    assert world.split() == {"blue": 90, "green": 10}
+    assert result["split"] == {"blue": 90, "green": 10}
+    assert result["previous_split"] == {"blue": 100, "green": 0}
+    assert run.xcom("shift_10", "previous_split") == {"blue": 100, "green": 0}
+
+    again = run.execute(stages.shift(10))  # a cleared task re-running: nothing to change
+    assert again["split"] == {"blue": 90, "green": 10}
+    assert world.split() == {"blue": 90, "green": 10}
+
+    run.execute(stages.shift(50))
+    assert world.split() == {"blue": 50, "green": 50}
+    back = run.execute(stages.shift(0, task_id="shift_back"))
+    assert world.split() == {"blue": 100, "green": 0}
+    assert back["previous_split"] == {"blue": 50, "green": 50}
+    assert "owner=bluegreen_deploy/run1" in world.tags()[LOCK_KEY]
+
+
+def test_shift_defers_while_pending_and_completes_from_the_trigger(world, new_run, stages, monkeypatch):
+    run = new_run("run1")
+    stages.release(run, world.spec())
+    op = stages.shift(10, poll_interval=0.01)
+    with monkeypatch.context() as m:
+        m.setattr(Route53Hook, "get_change_status", lambda self, change_id: "PENDING")
+        with pytest.raises(TaskDeferred) as deferred:
+            run.execute(op)
+    trigger = deferred.value.trigger
+    assert isinstance(trigger, Route53ChangeTrigger)
+    assert deferred.value.method_name == "execute_complete"
+    assert trigger.timeout_seconds == 30
+    assert deferred.value.timeout >= timedelta(seconds=30)
+    assert world.split() == {"blue": 90, "green": 10}  # submitted; only propagation is awaited
+
+    async def first_event():
+        async for event in trigger.run():
+            return event.payload
+
+    event = asyncio.run(first_event())  # moto reports the change INSYNC
+    assert event == {"status": "success", "change_id": trigger.change_id}
+    result = run.complete(op, event, **deferred.value.kwargs)
+    assert result["split"] == {"blue": 90, "green": 10}
+    assert result["previous_split"] == {"blue": 100, "green": 0}
+
+
+def test_shift_fails_when_route53_never_syncs(world, new_run, stages, monkeypatch):
+    run = new_run("run1")
+    stages.release(run, world.spec())
+    op = stages.shift(10)
+    monkeypatch.setattr(Route53Hook, "get_change_status", lambda self, change_id: "PENDING")
+    with pytest.raises(TaskDeferred) as deferred:
+        run.execute(op)
+    event = {"status": "timeout", "change_id": "C1", "message": "Route53 change C1 still PENDING after 30s"}
+    with pytest.raises(AirflowFailException, match=r"still PENDING after 30s. Traffic now reads blue 90 / green 10"):
+        run.complete(op, event, **deferred.value.kwargs)
+
+
+def test_shift_verifies_the_read_back(world, new_run, stages, monkeypatch):
+    run = new_run("run1")
+    stages.release(run, world.spec())
+    op = stages.shift(10)
+    monkeypatch.setattr(Route53Hook, "get_change_status", lambda self, change_id: "PENDING")
+    with pytest.raises(TaskDeferred) as deferred:
+        run.execute(op)
+    world.set_split(100, 0)  # someone moved it back by hand while we waited
+    with pytest.raises(AirflowFailException, match=r"reads blue 100 / green 0 .* expected blue 90 / green 10"):
+        run.complete(op, {"status": "success", "change_id": "C1"}, **deferred.value.kwargs)
+
+
+def test_shift_refuses_into_a_firing_alarm(world, new_run, stages):
+    world.alarm("lego-api-5xx", "OK")
+    world.alarm("lego-api-db", "ALARM")  # already firing at plan time: known, ignored
+    run = new_run("run1")
+    stages.release(run, world.spec(alarms=["lego-api-5xx", "lego-api-db"]))
+    run.execute(stages.shift(10))
+    assert world.split() == {"blue": 90, "green": 10}
+
+    world.alarm("lego-api-5xx", "ALARM")
+    with pytest.raises(
+        AirflowFailException, match=r"not shifting into a firing alarm: lego-api-5xx.*blue 90 / green 10"
+    ):
+        run.execute(stages.shift(50))
+    assert world.split() == {"blue": 90, "green": 10}
+    run.execute(stages.shift(0, task_id="shift_back"))  # lowering the candidate is always allowed
+    assert world.split() == {"blue": 100, "green": 0}
+
+
+def test_rejected_approval_skips_the_promotion(world, new_run, stages):
+    run = new_run("run1")
+    stages.release(run, world.spec(), upto=(10, 50))
+    run.put("approval", {"decision": "reject", "by": "alice"})
+    with pytest.raises(AirflowSkipException, match=r"approval rejected.*stays at blue 50 / green 50"):
+        run.execute(stages.shift(100, approval_task_id="approval"))
+    assert world.split() == {"blue": 50, "green": 50}
+
+
+def test_approval_marked_success_in_the_ui_is_recorded_as_such(world, new_run, stages):
+    run = new_run("run1")
+    stages.release(run, world.spec(), upto=(10, 50))
+    result = run.execute(stages.shift(100, approval_task_id="approval"))
+    assert result["approval"] == MARKED_SUCCESS
+    assert world.split() == {"blue": 0, "green": 100}
+
+
+def test_approval_decision_is_recorded(world, new_run, stages):
+    run = new_run("run1")
+    stages.release(run, world.spec(), upto=(10, 50))
+    run.put("approval", {"decision": "approve", "by": "alice"})
+    result = run.execute(stages.shift(100, approval_task_id="approval"))
+    assert result["approval"] == {"decision": "approve", "by": "alice"}
+
+
+def test_promotion_retains_the_old_slot_and_releases_the_lock(world, new_run, stages):
+    run = new_run("run1")
+    stages.release(run, world.spec(retention_seconds=3600), upto=(10, 50))
+    start = datetime.now(UTC)
+    result = run.execute(stages.shift(100))
+    assert world.split() == {"blue": 0, "green": 100}
+    assert LOCK_KEY not in world.tags()
+    tag = world.tags()[RETAIN_KEY]
+    assert "slot=blue" in tag and "owner=bluegreen_deploy/run1" in tag
+    until = datetime.fromisoformat(result["retain_until"])
+    assert start + timedelta(seconds=3599) <= until <= datetime.now(UTC) + timedelta(seconds=3601)
+
+    again = run.execute(stages.shift(100))  # re-run: the window is not extended
+    assert again["retain_until"] == result["retain_until"]
+    assert LOCK_KEY not in world.tags()
+
+
+def test_shift_refuses_when_another_run_holds_the_lock(world, new_run, stages):
+    run = new_run("run1")
+    stages.release(run, world.spec())
+    records = DeploymentRecords(Route53Hook(), world.zone_id, DeploymentSpec.from_dict(world.spec()))
+    records.release("bluegreen_deploy/run1")
+    records.acquire("bluegreen_deploy/run2", "blue", is_active=lambda lock: True)
+    before = world.snapshot()
+    with pytest.raises(AirflowFailException, match=r"run run2 of DAG bluegreen_deploy owns this service's traffic"):
+        run.execute(stages.shift(10))
+    assert world.snapshot() == before
+
+
+def test_stale_run_cannot_shift_after_a_newer_promotion(world, new_run, stages):
+    old = new_run("run1")
+    stages.release(old, world.spec(), upto=(10,))
+    old.execute(stages.shift(0, task_id="shift_back"))  # run1 rolled back...
+    DeploymentRecords(Route53Hook(), world.zone_id, DeploymentSpec.from_dict(world.spec())).release(
+        "bluegreen_deploy/run1"
+    )
+    stages.release(new_run("run2"), world.spec("bad"), upto=(100,))  # ...then run2 promoted green
+    before = world.snapshot()
+    with pytest.raises(AirflowFailException, match="this run's plan is stale"):
+        old.execute(stages.shift(100))
+    assert world.snapshot() == before
+
+
+@pytest.mark.parametrize("pct", [-1, 101, True, 10.5, "50"])
+def test_candidate_pct_is_validated_when_the_dag_is_parsed(pct):
+    with pytest.raises(ValueError, match="candidate_pct"):
+        ShiftWeightOperator(task_id="shift_x", candidate_pct=pct)
+    with pytest.raises(ValueError, match="poll_interval"):
+        ShiftWeightOperator(task_id="shift_x", candidate_pct=10, poll_interval=0)
