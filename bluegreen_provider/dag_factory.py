@@ -15,6 +15,7 @@ checked again by the plan before anything changes.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any
@@ -83,7 +84,7 @@ REGISTERED_SERVICES: dict[str, DeploymentSpec] = {}
 
 
 def _params(spec: DeploymentSpec) -> dict[str, Param]:
-    defaults = spec.to_dict()
+    defaults = json.loads(json.dumps(spec.to_dict()))  # JSON types: the schema wants arrays, not tuples
     params = {
         name: Param(defaults[name], **schema, title=name.replace("_", " "))
         for name, schema in _RUN_PARAMS.items()

@@ -7,6 +7,7 @@ the UI; nothing in the DAG knows it is being driven.
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Callable
@@ -15,6 +16,7 @@ from datetime import datetime
 from typing import Any
 
 APPROVAL_TASK = "approval"
+log = logging.getLogger(__name__)
 
 
 def _api():
@@ -22,6 +24,18 @@ def _api():
     from fastapi.testclient import TestClient
 
     return TestClient(create_app())
+
+
+def _import_airflow_models() -> None:
+    """Import in the calling (main) thread what the responder uses, before it starts.
+
+    Two threads importing Airflow's ORM modules in different orders deadlock on the import locks.
+    """
+    import airflow.api_fastapi.app
+    import airflow.models.dagrun
+    import airflow.models.taskinstance
+    import airflow.models.xcom  # noqa: F401
+    import fastapi.testclient  # noqa: F401
 
 
 def awaiting_approval(dag_id: str, task_id: str = APPROVAL_TASK) -> tuple[str, datetime | None] | None:
@@ -41,7 +55,7 @@ def awaiting_approval(dag_id: str, task_id: str = APPROVAL_TASK) -> tuple[str, d
         return None if ti is None else (ti.run_id, ti.trigger_timeout)
 
 
-@dataclass
+@dataclass(eq=False)
 class ApprovalResponder(threading.Thread):
     """Waits (bounded) for the approval request, then Approves, Rejects or marks it success."""
 
@@ -59,6 +73,8 @@ class ApprovalResponder(threading.Thread):
         threading.Thread.__init__(self, daemon=True, name="approval-responder")
         if self.action not in ("Approve", "Reject", "mark_success"):
             raise ValueError(f"action must be Approve, Reject or mark_success, got {self.action!r}")
+        _import_airflow_models()
+
 
     def run(self) -> None:
         try:
@@ -83,6 +99,7 @@ class ApprovalResponder(threading.Thread):
             self.status_code = reply.status_code
             self.answered_at = time.monotonic()
         except BaseException as err:  # surfaced by the caller; the run must never wait forever
+            log.exception("approval responder failed")
             self.error = err
 
 

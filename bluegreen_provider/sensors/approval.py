@@ -101,7 +101,8 @@ class ApprovalSensor(StageMixin, HITLOperator, SkipMixin):
 
     template_fields: Sequence[str] = (*HITLOperator.template_fields, "aws_conn_id", "region_name")
     inherits_from_skipmixin = True
-    _FIXED_ARGS = ("options", "multiple", "defaults", "subject", "body", "params")
+    # DAG-level params reach every task; HITLOperator itself keeps only task-level ones for the form.
+    _FIXED_ARGS = ("options", "multiple", "defaults", "subject", "body")
 
     def __init__(
         self,
