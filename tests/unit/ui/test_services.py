@@ -1,0 +1,194 @@
+"""The services overview against the sandbox's moto world, seeded as the lego DAG expects it.
+
+The world is put mid-deployment: blue 90 / green 10, the lock held by a run of the deployment DAG,
+green's ``lego-api-moc`` alias on a new version, one alarm firing and a retained slot. The DAG files
+are the repository's own (``AIRFLOW__CORE__DAGS_FOLDER``), plus, where a test says so, a second
+service whose Route53 record does not exist.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+from datetime import UTC, datetime
+from pathlib import Path
+from unittest import mock
+from urllib.parse import quote
+
+import pytest
+
+from bluegreen_provider.dag_factory import REGISTERED_SERVICES
+from bluegreen_provider.records import owner_of
+
+from .dags import lego_stubs
+
+REPO = Path(__file__).resolve().parents[3]
+DEPLOY_DAG, ROLLBACK_DAG = lego_stubs.DEPLOY_DAG_ID, lego_stubs.ROLLBACK_DAG_ID
+FIRING = "lego-api-moc-errors"
+RETAIN_UNTIL = datetime(2099, 1, 2, 3, 4, 5, tzinfo=UTC)
+
+GHOST_DAG_FILE = """
+from bluegreen_provider.dag_factory import deployment_dag
+
+deployment_dag(
+    "ghost_api_deploy",
+    {
+        "service": "ghost-api",
+        "hosted_zone": "lego-mocs.com",
+        "record_name": "ghost.lego-mocs.com",
+        "functions": [{"name": "ghost-api-fn", "version": "1"}],
+    },
+)
+"""
+
+
+@pytest.fixture(scope="module")
+def world(ui_test_bundle):
+    """The sandbox world mid-deployment, its lock held by a run of the stand-in deployment DAG."""
+    from bluegreen_provider.hooks.route53 import Route53Hook
+    from bluegreen_provider.records import DeploymentRecords
+    from bluegreen_provider.sandbox import Sandbox
+    from bluegreen_provider.sandbox.world import weighted_record
+
+    lock_run = lego_stubs.deploy.test()
+    with Sandbox(rate_per_second=0.5) as sandbox, pytest.MonkeyPatch.context() as mp:
+        mp.setenv("AIRFLOW_CONN_AWS_DEFAULT", sandbox.connection_json())
+        mp.setenv("AIRFLOW__CORE__DAGS_FOLDER", str(REPO / "dags"))
+        clients = sandbox.clients()
+        clients("route53").change_resource_record_sets(
+            HostedZoneId=sandbox.hosted_zone_id,
+            ChangeBatch={
+                "Changes": [
+                    {"Action": "UPSERT", "ResourceRecordSet": weighted_record(slot, weight)}
+                    for slot, weight in (("blue", 90), ("green", 10))
+                ]
+            },
+        )
+        lambda_ = clients("lambda")
+        lambda_.update_function_code(FunctionName="lego-api-moc", ZipFile=sandbox.catalog["v2"].zip_bytes)
+        version = lambda_.publish_version(FunctionName="lego-api-moc", Description="v2")["Version"]
+        assert version != "1"
+        lambda_.update_alias(FunctionName="lego-api-moc", Name="production-green", FunctionVersion=version)
+        sandbox.force_alarm(FIRING)
+        with mock.patch.dict(REGISTERED_SERVICES):  # the DAG files register into it; leave it as found
+            from bluegreen_provider.cli import load_services
+
+            spec = load_services(REPO / "dags")["lego-api"]
+            records = DeploymentRecords(Route53Hook(aws_conn_id="aws_default"), sandbox.hosted_zone_id, spec)
+            records.acquire(owner_of(DEPLOY_DAG, lock_run.run_id), "blue", is_active=lambda _: False)
+            records.retain("blue", RETAIN_UNTIL, owner="blue_green_deploy/manual__previous")
+            yield {"version": version, "run_id": lock_run.run_id}
+
+
+@pytest.fixture
+def with_ghost_service(tmp_path, monkeypatch):
+    """A dags folder with the lego DAG file and a second service whose record was never created."""
+    (tmp_path / "blue_green_deploy.py").symlink_to(REPO / "dags" / "blue_green_deploy.py")
+    (tmp_path / "ghost_api.py").write_text(GHOST_DAG_FILE)
+    monkeypatch.setenv("AIRFLOW__CORE__DAGS_FOLDER", str(tmp_path))
+    return tmp_path
+
+
+def _lego(entries: list[dict]) -> dict:
+    return next(e for e in entries if e["service"] == "lego-api")
+
+
+def test_json_reports_split_lock_retention_versions_and_alarms(client, world):
+    reply = client.get("/api/services")
+
+    assert reply.status_code == 200
+    lego = _lego(reply.json())
+    assert lego["error"] is None
+    assert lego["split"] == {"blue": 90, "green": 10}
+    assert lego["state"] == "SPLIT (deployment in progress or held)"
+    assert lego["live"] is None
+    assert lego["lock"]["owner"] == f"{DEPLOY_DAG}/{world['run_id']}"
+    assert lego["retention"]["slot"] == "blue"
+    assert datetime.fromisoformat(lego["retention"]["until"]) == RETAIN_UNTIL
+    assert lego["aliases"]["lego-api-moc"] == {"blue": "1", "green": world["version"]}
+    assert lego["aliases"]["lego-api-profile"] == {"blue": "1", "green": "1"}
+    assert lego["alarms_in_alarm"] == [FIRING]
+
+
+def test_page_shows_the_split_and_what_on_call_needs(client, world):
+    reply = client.get("/")
+
+    assert reply.status_code == 200
+    page = reply.text
+    assert '<meta http-equiv="refresh" content="10">' in page
+    assert 'title="blue: weight 90">blue 90%</div>' in page
+    assert 'title="green: weight 10">green 10%</div>' in page
+    assert "SPLIT (deployment in progress or held)" in page
+    run_href = f"/runs/{DEPLOY_DAG}/{quote(world['run_id'], safe='')}"
+    assert f'<a href="{run_href}">{DEPLOY_DAG}/{world["run_id"]}</a>' in page
+    assert "<b>blue</b> until 2099-01-02 03:04:05 UTC" in page
+    assert f"IN ALARM: {FIRING}" in page
+    assert f"<td>lego-api-moc</td><td>v1</td><td>v{world['version']}</td>" in page
+    assert "<code>bluegreen rollback --service lego-api</code>" in page
+    assert f'<a href="/dags/{ROLLBACK_DAG}" target="_top">{ROLLBACK_DAG}</a>' in page
+    assert f'Latest run</th><td><a href="{run_href}">' in page
+    assert "<script" not in page and "http://" not in page and "https://" not in page  # self-contained
+
+
+def test_lock_owner_link_opens_that_runs_timeline(client, world):
+    href = client.get("/").text.split('Lock</th><td>held by <a href="')[1].split('"')[0]
+    reply = client.get(href)
+    assert reply.status_code == 200
+    assert f"{DEPLOY_DAG} / {world['run_id']}" in reply.text
+
+
+def test_a_service_without_its_record_is_an_error_entry_not_a_failed_page(client, world, with_ghost_service):
+    with mock.patch.dict(REGISTERED_SERVICES):
+        services = client.get("/api/services")
+        page = client.get("/")
+
+    assert services.status_code == 200
+    by_name = {e["service"]: e for e in services.json()}
+    assert set(by_name) == {"ghost-api", "lego-api"}
+    assert "ghost.lego-mocs.com" in by_name["ghost-api"]["error"]
+    assert by_name["lego-api"]["split"] == {"blue": 90, "green": 10}
+    assert page.status_code == 200
+    ghost_card = page.text.split('id="svc-ghost-api"')[1].split('id="svc-lego-api"')[0]
+    assert "STATUS UNAVAILABLE" in ghost_card
+    assert "Could not read this service from AWS" in ghost_card
+    assert "<code>bluegreen rollback --service ghost-api</code>" in ghost_card
+    assert 'title="blue: weight 90">blue 90%</div>' in page.text
+
+
+@pytest.fixture
+def aws_unreachable(monkeypatch) -> None:
+    """``aws_default`` aimed at a loopback port nothing listens on, failing fast (one attempt)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    extra = {
+        "endpoint_url": f"http://127.0.0.1:{port}",
+        "region_name": "us-east-1",
+        "config_kwargs": {"retries": {"max_attempts": 1}, "connect_timeout": 2},
+    }
+    connection = {"conn_type": "aws", "login": "testing", "password": "testing", "extra": extra}
+    monkeypatch.setenv("AIRFLOW_CONN_AWS_DEFAULT", json.dumps(connection))
+
+
+def test_unreachable_aws_is_each_services_error(client, world, aws_unreachable):
+    with mock.patch.dict(REGISTERED_SERVICES):
+        reply = client.get("/api/services")
+
+    assert reply.status_code == 200
+    assert "Could not connect" in _lego(reply.json())["error"]
+
+
+def test_a_dag_file_that_fails_to_import_is_a_500_that_says_so(client, tmp_path, monkeypatch, airflow_db):
+    (tmp_path / "broken.py").write_text("raise RuntimeError('half-edited DAG file')\n")
+    monkeypatch.setenv("AIRFLOW__CORE__DAGS_FOLDER", str(tmp_path))
+
+    reply = client.get("/")
+
+    assert reply.status_code == 500
+    assert "RuntimeError: half-edited DAG file" in reply.text
+
+
+def test_services_need_a_login(client):
+    client.cookies.clear()
+    assert client.get("/api/services").status_code == 401
+    assert client.get("/").status_code == 401
