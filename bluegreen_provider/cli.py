@@ -38,6 +38,8 @@ def load_services(dags_folder: Path) -> dict[str, Any]:
     """Import the DAG files and return the registered service specs by name."""
     from bluegreen_provider.dag_factory import REGISTERED_SERVICES
 
+    if str(dags_folder) not in sys.path:
+        sys.path.append(str(dags_folder))  # as Airflow does: DAG files may import their neighbours
     for path in sorted(Path(dags_folder).glob("*.py")):
         runpy.run_path(str(path), run_name=f"bluegreen_dags_{path.stem}")
     return dict(REGISTERED_SERVICES)

@@ -139,6 +139,7 @@ def run_demo(scenario: str = "happy") -> int:
 
         from bluegreen_provider.localrun import ApprovalResponder, task_rows, xcom
 
+        sys.path.append(str(DAG_FILE.parent))  # as Airflow's bundle parsing does
         dag = runpy.run_path(str(DAG_FILE))["deploy"]
         conf = {
             **DEMO_TIMINGS,
@@ -157,7 +158,10 @@ def run_demo(scenario: str = "happy") -> int:
         progress.start()
         if scenario == "alarm":
             threading.Thread(target=_alarm_at_50, args=(sandbox, stop), daemon=True).start()
-        dr = dag.test(run_conf=conf)
+        try:
+            dr = dag.test(run_conf=conf)
+        finally:
+            responder.cancel()
         stop.set()
         time.sleep(0.6)  # let the progress printer report the final states it already polled
         progress.stop_event.set()

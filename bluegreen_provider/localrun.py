@@ -71,6 +71,7 @@ class ApprovalResponder(threading.Thread):
 
     def __post_init__(self) -> None:
         threading.Thread.__init__(self, daemon=True, name="approval-responder")
+        self._cancelled = threading.Event()
         if self.action not in ("Approve", "Reject", "mark_success"):
             raise ValueError(f"action must be Approve, Reject or mark_success, got {self.action!r}")
         _import_airflow_models()
@@ -81,11 +82,11 @@ class ApprovalResponder(threading.Thread):
             deadline = time.monotonic() + self.wait_seconds
             found = None
             while found is None:
-                if time.monotonic() > deadline:
+                if time.monotonic() > deadline or self._cancelled.is_set():
                     return  # the run ended without asking (a failed stage, or a rollback)
                 found = awaiting_approval(self.dag_id, self.task_id)
                 if found is None:
-                    time.sleep(0.2)
+                    self._cancelled.wait(0.2)
             run_id, _ = found
             if self.before_answer:
                 self.before_answer(run_id)
@@ -101,6 +102,11 @@ class ApprovalResponder(threading.Thread):
         except BaseException as err:  # surfaced by the caller; the run must never wait forever
             log.exception("approval responder failed")
             self.error = err
+
+    def cancel(self) -> None:
+        """Stop waiting: the run this responder was meant for has ended."""
+        self._cancelled.set()
+        self.join(timeout=5)
 
 
 def task_rows(dag_id: str, run_id: str) -> list[dict[str, Any]]:

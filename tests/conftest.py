@@ -14,6 +14,8 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
+# DAG files import their neighbours (e.g. lego_api_service); Airflow's bundle parsing adds the folder too.
+sys.path.append(str(REPO / "dags"))
 _HOME = Path(os.environ.get("BLUEGREEN_TEST_AIRFLOW_HOME") or tempfile.mkdtemp(prefix="bluegreen-airflow-"))
 
 os.environ["AIRFLOW_HOME"] = str(_HOME)

@@ -120,8 +120,10 @@ def deploy(sandbox, service_db, e2e_bundle):
             dag.dag_id, action=approval, wait_seconds=120, before_answer=on_approval_request
         )
         responder.start()
-        dr = dag.test(run_conf={**FAST, "functions": functions, **overrides})
-        responder.join(timeout=5)
+        try:
+            dr = dag.test(run_conf={**FAST, "functions": functions, **overrides})
+        finally:
+            responder.cancel()
         assert responder.error is None, responder.error
         return RunResult(dag.dag_id, dr.run_id, dr.state, task_states(dag.dag_id, dr.run_id), responder)
 

@@ -1,0 +1,42 @@
+"""The lego API as a blue/green service: the one place its names, endpoints and alarms are written.
+
+Out of the box it points at the embedded sandbox (``make demo`` / ``make airflow``); for real AWS set
+``aws_default`` to your account and ``BLUEGREEN_HEALTH_BASE_URL`` / ``BLUEGREEN_RELEASES_DIR`` (or pass
+the release as the ``functions`` param when triggering).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+FUNCTIONS = ("moc", "gallery", "wishlist", "profile")
+
+
+def lego_api() -> dict:
+    """The service config, with endpoints read from the environment each time a DAG file is parsed."""
+    releases = Path(os.environ.get("BLUEGREEN_RELEASES_DIR", REPO / ".sandbox" / "releases"))
+    health_base = os.environ.get("BLUEGREEN_HEALTH_BASE_URL", "http://127.0.0.1:5056")
+    return {
+        "service": "lego-api",
+        "hosted_zone": "lego-mocs.com",
+        "record_name": "api.lego-mocs.com",
+        "functions": [{"name": f"lego-api-{name}", "zip_file": str(releases / "v2.zip")} for name in FUNCTIONS],
+        "slots": {
+            slot: {
+                "set_identifier": slot,
+                "alias": f"production-{slot}",
+                "health_url": f"{health_base}/{slot}/health",
+                "health_check_fqdn": f"production-{slot}.execute-api.us-east-1.amazonaws.com",
+                "api_name": f"lego-api-{slot}",
+            }
+            for slot in ("blue", "green")
+        },
+        "alarms": [
+            "lego-api-gateway-5xx-errors",
+            "lego-api-moc-errors",
+            "lego-api-gallery-errors",
+        ],
+        "migrations": {"conn_id": "lego_db", "folder": str(REPO / "dags" / "migrations" / "lego_api")},
+    }

@@ -1,0 +1,29 @@
+"""Test-only Airflow DAG variants of the lego-api deployment, built with the same factory and config."""
+
+from __future__ import annotations
+
+import runpy
+from pathlib import Path
+
+from bluegreen_provider.dag_factory import deployment_dag
+
+REPO = Path(__file__).resolve().parents[3]
+LEGO_API = runpy.run_path(str(REPO / "dags" / "lego_api_service.py"))["lego_api"]()
+
+broken_migrations = deployment_dag(
+    "e2e_broken_migrations",
+    {
+        **LEGO_API,
+        "service": "lego-api-broken-migrations",
+        "migrations": {"conn_id": "lego_db", "folder": str(REPO / "tests" / "fixtures" / "migrations" / "failing")},
+    },
+)
+
+five_25_100 = deployment_dag(
+    "e2e_5_25_100",
+    {
+        **LEGO_API,
+        "service": "lego-api-5-25-100",
+        "steps": [{"weight": 5, "soak_seconds": 300}, {"weight": 25, "soak_seconds": 300}, {"weight": 100}],
+    },
+)

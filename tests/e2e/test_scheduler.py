@@ -1,0 +1,252 @@
+"""The deployment DAG under a real Airflow: scheduler, triggerer, dag-processor and api-server.
+
+No ``dag.test()``: LocalExecutor workers run the tasks, the triggerer runs the soaks and the
+teardown's wait, failure callbacks run in the task processes, and everything a person does goes
+through the public REST API (trigger, clear, approve). The story it proves:
+
+1. a bad release is caught at the first breach of the 10 % soak, rolled back, and the run fails;
+2. someone fixes the artifact and clears ``deploy_green`` with its downstream tasks; the same run
+   resumes, is approved, promotes the candidate to 100 % and retires the old slot after retention.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+import socket
+import time
+import urllib.error
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pytest
+
+from bluegreen_provider.sandbox import Sandbox
+from bluegreen_provider.stack import AirflowStack, drop_postgres_database, ensure_postgres_database, processes_of
+from tests.e2e.conftest import FAST
+
+pytestmark = [pytest.mark.e2e, pytest.mark.postgres, pytest.mark.timeout(900)]
+
+REPO = Path(__file__).resolve().parents[2]
+DAG_ID = "blue_green_deploy"
+FUNCTIONS = ("lego-api-moc", "lego-api-gallery", "lego-api-wishlist", "lego-api-profile")
+SOAK_10_SECONDS = 20  # long enough that only a breach, not the soak's end, can fail it early
+T = TypeVar("T")
+
+
+@dataclass
+class World:
+    sandbox: Sandbox
+    airflow: AirflowStack
+    artifact: Path  # the release every function deploys; the test swaps its bytes
+
+    def get(self, path: str) -> Any:
+        return self.airflow.api("GET", path)
+
+    def run_path(self, run_id: str) -> str:
+        return f"/api/v2/dags/{DAG_ID}/dagRuns/{run_id}"
+
+    def task_instances(self, run_id: str) -> dict[str, dict[str, Any]]:
+        tis = self.get(f"{self.run_path(run_id)}/taskInstances?limit=100")["task_instances"]
+        return {ti["task_id"]: ti for ti in tis}
+
+    def states(self, run_id: str) -> dict[str, str | None]:
+        return {task: ti["state"] for task, ti in self.task_instances(run_id).items()}
+
+    def xcom(self, run_id: str, task_id: str) -> Any:
+        return self.get(f"{self.run_path(run_id)}/taskInstances/{task_id}/xcomEntries/return_value?deserialize=true")[
+            "value"
+        ]
+
+    def logs(self, run_id: str, task_id: str, pattern: str = "attempt=*.log*") -> dict[str, str]:
+        """Task log files of one task, by name (``attempt=N.log``, ``attempt=N.log.trigger.<job>.log``)."""
+        folder = self.airflow.home / "logs" / f"dag_id={DAG_ID}" / f"run_id={run_id}" / f"task_id={task_id}"
+        return {p.name: p.read_text(errors="replace") for p in sorted(folder.glob(pattern))}
+
+
+# -- waiting, always with a deadline ---------------------------------------------------------------
+def wait_for(what: str, probe: Callable[[], T | None], timeout: float, interval: float = 1.0) -> T:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = probe()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{what}: not reached within {timeout:.0f} s")
+        time.sleep(interval)
+
+
+def wait_run_end(world: World, run_id: str, timeout: float) -> str:
+    def ended() -> str | None:
+        state = world.get(world.run_path(run_id))["state"]
+        return state if state in ("success", "failed") else None
+
+    return wait_for(f"run {run_id} to end (tasks: {world.states(run_id)})", ended, timeout)
+
+
+def dag_parsed(world: World) -> bool:
+    errors = world.get("/api/v2/importErrors")["import_errors"]
+    assert not errors, f"DAG files failed to import: {errors}"
+    try:
+        return bool(world.get(f"/api/v2/dags/{DAG_ID}"))
+    except urllib.error.HTTPError as err:
+        if err.code == 404:
+            return False
+        raise
+
+
+# -- set-up and diagnosis --------------------------------------------------------------------------
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def tail(path: Path, lines: int = 40) -> str:
+    return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+
+
+def print_diagnosis(world: World) -> None:
+    """Tails of every component log and of the task logs: what a CI failure needs to be read."""
+    logs = world.airflow.home / "logs"
+    for path in sorted(logs.glob("*.log")):
+        print(f"\n===== {path.name} (tail) =====\n{tail(path)}")
+    for path in sorted(logs.glob(f"dag_id={DAG_ID}/**/*.log*"), key=lambda p: p.stat().st_mtime)[-12:]:
+        print(f"\n===== {path.relative_to(logs)} (tail) =====\n{tail(path, 25)}")
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory) -> Iterator[World]:
+    """Sandbox, two fresh Postgres DBs (app migrations, Airflow metadata) and the four components."""
+    tmp = tmp_path_factory.mktemp("scheduler")
+    suffix = uuid.uuid4().hex[:8]
+    lego_db, meta_db = f"bg_sched_lego_{suffix}", f"bg_sched_meta_{suffix}"
+    with contextlib.ExitStack() as cleanup:
+        sandbox = cleanup.enter_context(Sandbox(rate_per_second=40, flush_seconds=1, state_dir=tmp / "sandbox"))
+        for release in ("v2", "bad"):
+            sandbox.release_zip(release)
+        lego_url = ensure_postgres_database(lego_db).replace("+psycopg2", "")
+        cleanup.callback(drop_postgres_database, lego_db)
+        meta_url = ensure_postgres_database(meta_db)
+        cleanup.callback(drop_postgres_database, meta_db)
+        home = tmp / "airflow"
+        # A snapshot of the repo's DAG files: the run must not see a file half-way through an edit.
+        dags = shutil.copytree(REPO / "dags", tmp / "dags", ignore=shutil.ignore_patterns("__pycache__"))
+        airflow = AirflowStack(
+            home=home,
+            dags_folder=dags,
+            sql_alchemy_conn=meta_url,
+            port=free_port(),
+            extra_env={
+                **sandbox.connection_env(),
+                "AIRFLOW_CONN_LEGO_DB": lego_url,
+                "BLUEGREEN_HEALTH_BASE_URL": sandbox.http_url,
+                "BLUEGREEN_RELEASES_DIR": str(sandbox.state_dir / "releases"),
+            },
+        )
+        cleanup.callback(assert_nothing_left, home)
+        airflow.start(timeout=300)  # a slow start stops what it started, then raises
+        cleanup.callback(airflow.stop)  # runs first: before the checks and drops above
+        yield World(sandbox, airflow, artifact=tmp / "artifact" / "release.zip")
+
+
+def assert_nothing_left(home: Path) -> None:
+    """Every process the stack started (component, executor worker, task or trigger runner) is gone."""
+    try:
+        wait_for("every process of the stack to exit", lambda: not processes_of(home), timeout=15, interval=0.5)
+    except TimeoutError:
+        left = {pid: Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ")[:150] for pid in processes_of(home)}
+        raise AssertionError(f"processes of the stack still running after stop: {left}") from None
+
+
+# -- the test --------------------------------------------------------------------------------------
+def test_bad_release_rolls_back_then_clearing_deploy_green_resumes_to_promotion(world: World) -> None:
+    sandbox, airflow = world.sandbox, world.airflow
+    laps: dict[str, float] = {}
+    started = last = time.monotonic()
+
+    def lap(name: str) -> None:
+        nonlocal last
+        laps[name] = time.monotonic() - last
+        last = time.monotonic()
+
+    try:
+        wait_for("the DAG to be parsed", lambda: dag_parsed(world), timeout=240, interval=2)
+        lap("dag parsed")
+        airflow.api("PATCH", f"/api/v2/dags/{DAG_ID}", {"is_paused": False})
+        before = sandbox.weights()
+        live = next(slot for slot, weight in before.items() if weight == 100)
+        candidate = next(slot for slot in before if slot != live)
+
+        # 1. The bad release: caught at the first breach of the 10 % soak, rolled back, run failed.
+        world.artifact.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(sandbox.state_dir / "releases" / "bad.zip", world.artifact)
+        run_id = f"scheduler_e2e_{uuid.uuid4().hex[:6]}"
+        steps = [{**s, "soak_seconds": SOAK_10_SECONDS} if s["weight"] == 10 else s for s in FAST["steps"]]
+        conf = {**FAST, "steps": steps, "functions": [{"name": f, "zip_file": str(world.artifact)} for f in FUNCTIONS]}
+        airflow.api(
+            "POST", f"/api/v2/dags/{DAG_ID}/dagRuns", {"dag_run_id": run_id, "logical_date": None, "conf": conf}
+        )
+        assert wait_run_end(world, run_id, timeout=300) == "failed", world.states(run_id)
+        lap("bad release: trigger -> run failed")
+
+        tis = world.task_instances(run_id)
+        states = {task: ti["state"] for task, ti in tis.items()}
+        assert states["health_check"] == "success" and states["shift_10"] == "success", states
+        assert states["soak_10"] == "failed", states
+        assert states["shift_50"] == states["approval"] == "upstream_failed", states
+        assert states["rollback"] == "failed", states  # traffic restored, then the run failed on purpose
+        assert sandbox.weights() == before == {live: 100, candidate: 0}
+        # The soak ran on the real triggerer (its own log file) and it was the first breach, not the end:
+        trigger_logs = world.logs(run_id, "soak_10", "attempt=1.log.trigger.*.log")
+        assert trigger_logs and "breach" in "".join(trigger_logs.values()), world.logs(run_id, "soak_10")
+        assert tis["soak_10"]["duration"] < SOAK_10_SECONDS, tis["soak_10"]
+        soak_log = world.logs(run_id, "soak_10", "attempt=1.log")["attempt=1.log"]
+        assert "soak at 10 % breached (" in soak_log  # error rate or alarm, whichever the trigger saw first
+        # ... and its on_failure_callback rolled back in the task process, before the rollback task.
+        assert "AUTOMATIC ROLLBACK after soak_10 failed" in soak_log, soak_log[-3000:]
+        assert "the failing stage's callback restored it" in world.logs(run_id, "rollback")["attempt=1.log"]
+
+        # 2. Fix the artifact, clear deploy_green and everything downstream: the same run resumes.
+        shutil.copyfile(sandbox.state_dir / "releases" / "v2.zip", world.artifact)
+        cleared = airflow.api(
+            "POST",
+            f"/api/v2/dags/{DAG_ID}/clearTaskInstances",
+            {
+                "dag_run_id": run_id,
+                "task_ids": ["deploy_green"],
+                "include_downstream": True,
+                "only_failed": False,
+                "dry_run": False,
+                "reset_dag_runs": True,
+            },
+        )
+        assert {ti["task_id"] for ti in cleared["task_instances"]} >= {"deploy_green", "soak_10", "rollback"}
+        approval = f"{world.run_path(run_id)}/taskInstances/approval"
+        wait_for("approval to await input", lambda: world.states(run_id)["approval"] == "awaiting_input", 300)
+        lap("fixed release: clear -> approval awaiting input")
+        airflow.api("PATCH", f"{approval}/-1/hitlDetails", {"chosen_options": ["Approve"], "params_input": {}})
+        assert wait_run_end(world, run_id, timeout=240) == "success", world.states(run_id)
+        lap("approve -> run success (teardown after retention)")
+
+        states = world.states(run_id)
+        assert {states[t] for t in ("deploy_green", "soak_10", "soak_50", "approval", "shift_100")} == {"success"}
+        assert states["teardown_blue"] == "success" and states["rollback"] == "skipped", states
+        assert sandbox.weights() == {live: 0, candidate: 100}
+        lam = sandbox.clients()("lambda")
+        for fn in FUNCTIONS:
+            version = lam.get_alias(FunctionName=fn, Name=f"production-{candidate}")["FunctionVersion"]
+            code = lam.get_function(FunctionName=fn, Qualifier=version)["Configuration"]["CodeSha256"]
+            assert code == sandbox.release_sha256("v2"), fn
+        assert world.xcom(run_id, "approval")["decision"] == "approve"
+        assert world.xcom(run_id, "teardown_blue")["action"] == "retired"
+        assert world.logs(run_id, "teardown_blue", "attempt=*.log.trigger.*.log"), "teardown did not defer"
+    except BaseException:
+        print_diagnosis(world)
+        raise
+    finally:
+        laps["total"] = time.monotonic() - started
+        print("\nphase wall-clock times:\n" + "\n".join(f"  {name:<52} {s:6.1f} s" for name, s in laps.items()))
