@@ -332,6 +332,13 @@ class Route53Hook(AwsBaseHook):
                 raise HealthCheckError(f"Health check {health_check_id!r} does not exist") from err
             raise
 
+    def health_check_caller_reference(self, health_check_id: str) -> str | None:
+        """The CallerReference a health check was created with; None if it no longer exists."""
+        try:
+            return self._require_health_check(health_check_id)["CallerReference"]
+        except HealthCheckError:
+            return None
+
     def _find_health_check(self, caller_reference: str) -> dict | None:
         for page in self.conn.get_paginator("list_health_checks").paginate():
             for check in page["HealthChecks"]:

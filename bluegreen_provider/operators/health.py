@@ -20,10 +20,17 @@ if TYPE_CHECKING:
     from bluegreen_provider.spec import Slot
 
 
-def caller_reference(record_name: str, slot: str, fqdn: str) -> str:
-    """Stable per record, slot and endpoint, so a re-run reuses the health check (max 64 chars)."""
-    digest = hashlib.sha256(f"{record_name.rstrip('.').lower()}|{slot}|{fqdn.lower()}".encode()).hexdigest()
-    return f"bluegreen-{slot}-{digest[:24]}"
+CALLER_REFERENCE_PREFIX = "bluegreen-"
+
+
+def caller_reference(record_name: str, slot: str, fqdn: str, owner: str) -> str:
+    """Stable per deployment, record, slot and endpoint, so a re-run reuses the health check (max 64 chars).
+
+    Route53 never accepts a CallerReference again once its check is deleted (teardown deletes the
+    old slot's check), so each deployment names its own.
+    """
+    key = f"{record_name.rstrip('.').lower()}|{slot}|{fqdn.lower()}|{owner}"
+    return f"{CALLER_REFERENCE_PREFIX}{slot}-{hashlib.sha256(key.encode()).hexdigest()[:24]}"
 
 
 def health_check_fqdn(slot: Slot) -> str | None:
@@ -101,8 +108,11 @@ class HealthCheckOperator(StageOperator):
 
     def _route53_check(self, context: Context, plan: Plan, fqdn: str, split: dict[str, int]) -> dict[str, Any]:
         spec, slot, health = plan.spec, plan.spec.slots[plan.candidate], plan.spec.health
+        previous = self.route53.get_weighted_sets(plan.zone_id, spec.record_name, spec.record_type)[
+            plan.candidate_set
+        ].health_check_id
         check_id = self.route53.ensure_health_check(
-            caller_reference=caller_reference(spec.record_name, slot.name, fqdn),
+            caller_reference=caller_reference(spec.record_name, slot.name, fqdn, self.run_owner(context)),
             fqdn=fqdn,
             path=health.path,
             port=health.port,
@@ -119,6 +129,8 @@ class HealthCheckOperator(StageOperator):
             check_id,
             comment=f"bluegreen {spec.service}: health check on {slot.name} ({self.run_owner(context)})",
         )
+        if previous and previous != check_id:
+            self._retire_superseded(previous)
         status = self.route53.health_check_status(check_id)
         if status.checkers and not status.healthy:
             raise AirflowFailException(
@@ -128,6 +140,13 @@ class HealthCheckOperator(StageOperator):
         state = "healthy" if status.checkers else "pending"
         self.log.info("Route53 health check %s on set %s: %s (%s)", check_id, plan.candidate_set, state, status.detail)
         return {"route53_health_check_id": check_id, "route53_status": state}
+
+    def _retire_superseded(self, health_check_id: str) -> None:
+        """Delete the check an earlier deployment left on this set; never one a person created."""
+        reference = self.route53.health_check_caller_reference(health_check_id)
+        if reference and reference.startswith(CALLER_REFERENCE_PREFIX):
+            self.route53.delete_health_check(health_check_id)
+            self.log.info("Deleted health check %s left by an earlier deployment of this slot", health_check_id)
 
     @staticmethod
     def _traffic(plan: Plan, split: dict[str, int]) -> str:

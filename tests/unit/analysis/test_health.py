@@ -64,7 +64,8 @@ def test_rerun_reuses_the_route53_health_check(world, http_server):
     checks = world.route53.list_health_checks()["HealthChecks"]
     assert len(checks) == 1
     assert first["route53_health_check_id"] == second["route53_health_check_id"] == checks[0]["Id"]
-    assert checks[0]["CallerReference"] == caller_reference(RECORD, "green", GREEN_FQDN)
+    owner = f"{context['dag_run'].dag_id}/{context['dag_run'].run_id}"
+    assert checks[0]["CallerReference"] == caller_reference(RECORD, "green", GREEN_FQDN, owner)
     assert world.sets()["green"]["HealthCheckId"] == checks[0]["Id"]
 
 
@@ -147,3 +148,35 @@ def test_probe_trigger_serializes_its_absolute_deadline():
     assert classpath == "bluegreen_provider.triggers.health.HealthProbeTrigger"
     assert HealthProbeTrigger(**kwargs).serialize() == (classpath, kwargs)
     assert kwargs["deadline_at"] == "2026-11-26T12:02:00+00:00"
+
+
+def test_next_deployment_replaces_its_predecessors_check_but_never_a_persons(world, http_server):
+    from types import SimpleNamespace
+
+    plan = make_plan(world, health_spec(http_server.url))
+    first = run(operator(), make_context(plan))
+    second_context = make_context(plan)
+    second_context["dag_run"] = SimpleNamespace(dag_id="blue_green_deploy", run_id="manual__2")
+    second = run(operator(), second_context)
+
+    ids = [c["Id"] for c in world.route53.list_health_checks()["HealthChecks"]]
+    assert ids == [second["route53_health_check_id"]] != [first["route53_health_check_id"]]
+    assert world.sets()["green"]["HealthCheckId"] == second["route53_health_check_id"]
+
+    persons = world.route53.create_health_check(
+        CallerReference="ops-team-check",
+        HealthCheckConfig={"Type": "HTTPS", "FullyQualifiedDomainName": GREEN_FQDN, "ResourcePath": "/ping"},
+    )["HealthCheck"]["Id"]
+    world.route53.change_resource_record_sets(
+        HostedZoneId=world.zone_id,
+        ChangeBatch={
+            "Changes": [
+                {"Action": "UPSERT", "ResourceRecordSet": {**world.sets()["green"], "HealthCheckId": persons}}
+            ]
+        },
+    )
+    third_context = make_context(plan)
+    third_context["dag_run"] = SimpleNamespace(dag_id="blue_green_deploy", run_id="manual__3")
+    run(operator(), third_context)
+    remaining = {c["Id"] for c in world.route53.list_health_checks()["HealthChecks"]}
+    assert persons in remaining, "a health check someone else created is never deleted"
