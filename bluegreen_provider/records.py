@@ -78,6 +78,7 @@ class DeploymentRecords:
         self.zone_id = zone_id
         self.lock_key = spec.lock_tag_key
         self.retain_key = spec.retain_tag_key
+        self.aborted_key = spec.lock_tag_key.replace(":lock:", ":aborted:", 1)
 
     # -- lock ---------------------------------------------------------------------------------
     def lock(self) -> LockRecord | None:
@@ -116,6 +117,18 @@ class DeploymentRecords:
             return False
         self.route53.remove_zone_tags(self.zone_id, [self.lock_key])
         return True
+
+    # -- manual abort -------------------------------------------------------------------------
+    def mark_aborted(self, owner: str) -> None:
+        """Record that a person rolled back ``owner``'s deployment, so that run never moves traffic again."""
+        at = datetime.now(UTC).isoformat(timespec="seconds")
+        self.route53.set_zone_tags(self.zone_id, {self.aborted_key: _encode({"owner": owner, "at": at})})
+
+    def aborted(self, owner: str) -> str | None:
+        """When ``owner``'s deployment was rolled back by hand, if it was."""
+        value = self.route53.get_zone_tags(self.zone_id).get(self.aborted_key)
+        fields = _decode(value) if value else {}
+        return fields.get("at") if fields.get("owner") == owner else None
 
     # -- retention ----------------------------------------------------------------------------
     def retention(self) -> RetentionRecord | None:

@@ -236,6 +236,7 @@ def manual_rollback(
         if lock.live not in spec.slots:
             raise RollbackRefused(f"the deployment lock names an unknown live slot {lock.live!r}: {lock}")
         result = _restore_slot(route53, zone_id, spec, lock.live, **opts)
+        records.mark_aborted(lock.owner)  # the run must not take the released lock back and shift again
         released = records.release(lock.owner) if result["insync"] else False
         log.warning("MANUAL ROLLBACK of run %s: %s is live again", lock.owner, lock.live)
         return {"action": "restored_live", "slot": lock.live, "owner": lock.owner, "lock_released": released, **result}

@@ -29,6 +29,12 @@ def hold_lock(records: DeploymentRecords, plan: Plan, owner: str) -> LockRecord:
     unless a newer deployment has promoted since this run planned (a retention record this run did
     not know of): then this run's plan is stale.
     """
+    aborted_at = records.aborted(owner)
+    if aborted_at:
+        raise AirflowFailException(
+            f"this deployment ({owner}) was rolled back by hand at {aborted_at}; it will not move traffic "
+            f"again. Start a new deployment run."
+        )
     lock = records.lock()
     if lock is not None and lock.owner == owner:
         return lock

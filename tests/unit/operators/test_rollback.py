@@ -180,6 +180,19 @@ def test_manual_rollback_of_a_deployment_in_progress(world, new_run, stages):
     assert LOCK_KEY not in world.tags()
 
 
+def test_a_run_rolled_back_by_hand_never_shifts_again(world, new_run, stages):
+    run = new_run("run1")
+    stages.release(run, world.spec(), upto=(10,))
+    manual_rollback(Route53Hook(), DeploymentSpec.from_dict(world.spec()))
+    with pytest.raises(AirflowFailException, match=r"was rolled back by hand at .*Start a new deployment run"):
+        run.execute(stages.shift(50))
+    assert world.split() == {"blue": 100, "green": 0}
+    assert LOCK_KEY not in world.tags()
+
+    stages.release(new_run("run2"), world.spec(), upto=(10,))  # a new run deploys as usual
+    assert world.split() == {"blue": 90, "green": 10}
+
+
 def test_manual_rollback_after_promotion_returns_to_the_retained_slot(world, new_run, stages):
     stages.release(new_run("run1"), world.spec(), upto=(10, 50, 100))
     spec = DeploymentSpec.from_dict(world.spec())
