@@ -14,6 +14,7 @@ import subprocess
 import sys
 import threading
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -59,8 +60,10 @@ def _prepare_airflow_env(home: Path) -> None:
             "AIRFLOW__CORE__DAGS_FOLDER": str(REPO / "dags"),
             "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "True",
             "AIRFLOW__LOGGING__LOGGING_LEVEL": os.environ.get("BLUEGREEN_DEMO_LOG_LEVEL", "WARNING"),
+            "AIRFLOW__API_AUTH__JWT_SECRET": "bluegreen-demo-" + "0" * 49,
         }
     )
+    warnings.simplefilter("ignore")  # library deprecation chatter would bury the timeline
     marker = home / ".migrated"
     if not marker.exists():
         print("· preparing Airflow's metadata DB (first run only) …", flush=True)
@@ -76,9 +79,9 @@ def _prepare_airflow_env(home: Path) -> None:
 class Progress(threading.Thread):
     """Prints a line whenever a stage changes state, with the split and the failed requests so far."""
 
-    def __init__(self, sandbox: Any, started: float):
+    def __init__(self, sandbox: Any, started: float, previous_run: str | None):
         super().__init__(daemon=True, name="demo-progress")
-        self.sandbox, self.started = sandbox, started
+        self.sandbox, self.started, self.previous_run = sandbox, started, previous_run
         self.stop_event = threading.Event()
         self.seen: dict[str, str | None] = {}
 
@@ -87,7 +90,7 @@ class Progress(threading.Thread):
 
         while not self.stop_event.wait(0.5):
             run_id = latest_run_id(DAG_ID)
-            if run_id is None:
+            if run_id is None or run_id == self.previous_run:
                 continue
             for task_id, state in task_states(DAG_ID, run_id).items():
                 if state in (None, "scheduled", "queued", "none") or self.seen.get(task_id) == state:
@@ -137,7 +140,7 @@ def run_demo(scenario: str = "happy") -> int:
         os.environ["BLUEGREEN_RELEASES_DIR"] = str(releases)
         print(f"· sandbox: moto {sandbox.endpoint_url}, traffic 40 req/s on api.lego-mocs.com", flush=True)
 
-        from bluegreen_provider.localrun import ApprovalResponder, task_rows, xcom
+        from bluegreen_provider.localrun import ApprovalResponder, latest_run_id, task_rows, xcom
 
         sys.path.append(str(DAG_FILE.parent))  # as Airflow's bundle parsing does
         dag = runpy.run_path(str(DAG_FILE))["deploy"]
@@ -149,10 +152,11 @@ def run_demo(scenario: str = "happy") -> int:
             ],
         }
         started = time.monotonic()
-        progress = Progress(sandbox, started)
+        progress = Progress(sandbox, started, previous_run=latest_run_id(DAG_ID))
         stop = threading.Event()
+        answer = plan["approval"]
         responder = ApprovalResponder(
-            DAG_ID, action=plan["approval"], before_answer=lambda run_id: progress.emit("approval requested →")
+            DAG_ID, action=answer, before_answer=lambda run_id: progress.emit(f"approval asked: demo says {answer}")
         )
         responder.start()
         progress.start()
@@ -182,6 +186,9 @@ def _report(dr: Any, sandbox: Any, wall: float, task_rows: Any, xcom: Any) -> st
         seconds = f"{row['duration_s']:.1f}" if row["duration_s"] is not None else "-"
         lines.append(f"  {row['task_id']:<16} {row['state'] or '-':<12} {seconds:>7}")
     for task_id in ("soak_10", "soak_50"):
+        verdict = xcom(DAG_ID, dr.run_id, task_id, key="verdict")
+        if isinstance(verdict, dict):
+            lines.append(f"  {task_id} FAILED: {verdict.get('message')}")
         summary = xcom(DAG_ID, dr.run_id, task_id)
         if isinstance(summary, dict):
             lines.append(

@@ -216,6 +216,10 @@ class ErrorRateSensor(StageMixin, BaseSensorOperator):
 
     def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> dict[str, Any]:
         status = (event or {}).get("status")
+        if status in ("breach", "no_data", "error"):
+            # Kept beside the failure so the timeline, the demo and people can see why without the log.
+            verdict = {k: event.get(k) for k in ("status", "rule", "message", "figures", "detected_at")}
+            context["ti"].xcom_push(key="verdict", value=verdict)
         if status == "clean":
             return {**event["summary"], "outcome": "clean"}
         if status == "no_data":

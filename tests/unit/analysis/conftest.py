@@ -30,6 +30,10 @@ class FakeTI:
 
     def __init__(self, plan: dict[str, Any]) -> None:
         self.plan = plan
+        self.pushed: dict[str, Any] = {}
+
+    def xcom_push(self, key: str, value: Any) -> None:
+        self.pushed[key] = value
 
     def xcom_pull(self, task_ids: str | None = None, **_: Any) -> Any:
         return self.plan if task_ids == "plan" else None

@@ -119,6 +119,9 @@ def test_error_rate_breach_fails_with_figures_and_current_traffic(world):
         "soak at 10 % breached (error_rate): error rate 31.2 % > 5.0 % on green (156 errors / 500 requests, "
     )
     assert message.endswith("; traffic now blue 90 / green 10 (rollback restores blue)")
+    verdict = context["ti"].pushed["verdict"]
+    assert (verdict["status"], verdict["rule"]) == ("breach", "error_rate")
+    assert verdict["message"].startswith("error rate 31.2 % > 5.0 % on green")
 
 
 def test_health_check_breach_fails_the_sensor(world):
