@@ -46,6 +46,7 @@ class Sandbox:
     def __init__(
         self,
         *,
+        host: str = "127.0.0.1",
         port: int = 0,
         http_port: int = 0,
         rate_per_second: float = 20.0,
@@ -60,8 +61,8 @@ class Sandbox:
         self.alarm_period = world.alarm_period(flush_seconds)
         self._initial_rate = rate_per_second
         self.catalog = ReleaseCatalog()
-        self._moto = MotoServer(port=port)
-        self._http = HealthServer(self, port=http_port)
+        self._moto = MotoServer(host=host, port=port)
+        self._http = HealthServer(self, host=host, port=http_port)
         self._clients: Clients | None = None
         self._router: Router | None = None
         self._evaluator: AlarmEvaluator | None = None

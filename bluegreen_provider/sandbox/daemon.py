@@ -21,6 +21,7 @@ _STOP_SIGNALS = {signal.SIGTERM, signal.SIGINT}
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bluegreen_provider.sandbox.daemon")
+    parser.add_argument("--host", default="127.0.0.1", help="address to bind (0.0.0.0 inside a container)")
     parser.add_argument("--port", type=int, default=5055, help="moto port (0 picks a free one)")
     parser.add_argument("--http-port", type=int, default=0, help="health/status port (0 picks a free one)")
     parser.add_argument("--rate", type=float, default=20.0, help="simulated requests per second")
@@ -38,6 +39,7 @@ def main(argv: list[str] | None = None) -> int:
     signal.pthread_sigmask(signal.SIG_BLOCK, _STOP_SIGNALS)
     state_dir = args.state_dir.resolve()
     sandbox = Sandbox(
+        host=args.host,
         port=args.port,
         http_port=args.http_port,
         rate_per_second=args.rate,
