@@ -58,6 +58,21 @@ def get_provider_info() -> dict:
                 ],
             }
         ],
+        "config": {
+            "bluegreen": {
+                "description": "Settings of the Blue/Green view in the Airflow UI.",
+                "options": {
+                    "aws_conn_id": {
+                        "description": "AWS connection the Blue/Green status page reads Route53, Lambda and "
+                        "CloudWatch with.",
+                        "version_added": "0.1.0",
+                        "type": "string",
+                        "example": None,
+                        "default": "aws_default",
+                    }
+                },
+            }
+        },
         "triggers": [
             {
                 "integration-name": "Blue/Green Deployments",
