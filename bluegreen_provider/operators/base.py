@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import timedelta
 from functools import cached_property
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from airflow.sdk import BaseOperator
+from airflow.sdk.exceptions import AirflowFailException
 
 from bluegreen_provider.hooks.cloudwatch import CloudWatchMetricsHook
 from bluegreen_provider.hooks.lambda_alias import LambdaAliasHook
 from bluegreen_provider.hooks.route53 import Route53Hook
-from bluegreen_provider.plan import Plan
+from bluegreen_provider.plan import Plan, PlanError
 from bluegreen_provider.records import DeploymentRecords, owner_of
+from bluegreen_provider.triggers.route53 import Route53ChangeTrigger
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -44,7 +47,31 @@ class StageMixin:
         return CloudWatchMetricsHook(aws_conn_id=self.aws_conn_id, region_name=self.region_name)
 
     def load_plan(self, context: Context) -> Plan:
-        return Plan.from_dict(context["ti"].xcom_pull(task_ids=self.plan_task_id))
+        """This run's plan; a missing or unreadable one fails the task without retries."""
+        try:
+            return Plan.from_dict(context["ti"].xcom_pull(task_ids=self.plan_task_id))
+        except PlanError as err:
+            raise AirflowFailException(str(err)) from err
+
+    def defer_until_insync(
+        self, change_id: str, *, timeout_seconds: float, poll_interval: float, kwargs: dict[str, Any]
+    ) -> NoReturn:
+        """Wait for a Route53 change on the triggerer, then resume in ``execute_complete``.
+
+        The task's own timeout is a little longer than the trigger's, so the trigger's timeout event
+        (with the change id and its status) is what normally ends the wait.
+        """
+        self.defer(  # type: ignore[attr-defined]
+            trigger=Route53ChangeTrigger(
+                change_id=change_id,
+                aws_conn_id=self.aws_conn_id,
+                poll_interval=poll_interval,
+                timeout_seconds=timeout_seconds,
+            ),
+            method_name="execute_complete",
+            kwargs=kwargs,
+            timeout=timedelta(seconds=timeout_seconds + max(60, 2 * poll_interval)),
+        )
 
     def records(self, plan: Plan) -> DeploymentRecords:
         return DeploymentRecords(self.route53, plan.zone_id, plan.spec)

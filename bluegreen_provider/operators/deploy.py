@@ -15,7 +15,7 @@ from airflow.sdk.exceptions import AirflowFailException
 
 from bluegreen_provider.hooks.lambda_alias import AliasTarget, LambdaAliasHook, LambdaReleaseError
 from bluegreen_provider.operators.base import StageOperator
-from bluegreen_provider.plan import Plan, PlanError
+from bluegreen_provider.plan import Plan
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -110,10 +110,7 @@ class DeployGreenOperator(StageOperator):
     def execute(self, context: Context) -> dict[str, Any]:
         from bluegreen_provider.operators.traffic import hold_lock
 
-        try:
-            plan = self.load_plan(context)
-        except PlanError as err:
-            raise AirflowFailException(str(err)) from err
+        plan = self.load_plan(context)
         owner = self.run_owner(context)
         spec = plan.spec
         alias = plan.candidate_alias

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import TriggerRule
@@ -14,7 +13,6 @@ from bluegreen_provider.plan import Plan, PlanError
 from bluegreen_provider.records import DeploymentRecords
 from bluegreen_provider.rollback import RollbackRefused, describe_split, manual_rollback, restore_live
 from bluegreen_provider.spec import DeploymentSpec, SpecError
-from bluegreen_provider.triggers.route53 import Route53ChangeTrigger
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -78,7 +76,7 @@ class RollbackOperator(StageOperator):
     def execute(self, context: Context) -> None:
         failed = failed_task_ids(context)
         try:
-            plan = self.load_plan(context)
+            plan = Plan.from_dict(context["ti"].xcom_pull(task_ids=self.plan_task_id))
         except PlanError as err:
             raise AirflowFailException(
                 f"deployment refused before any change: the plan did not complete ({err}). "
@@ -91,17 +89,11 @@ class RollbackOperator(StageOperator):
         except RollbackRefused as err:
             raise AirflowFailException(f"{err}. Failed: {', '.join(failed) or 'unknown'}.") from err
         if not result["insync"]:
-            timeout = plan.spec.insync_timeout_seconds
-            self.defer(
-                trigger=Route53ChangeTrigger(
-                    change_id=result["change_id"],
-                    aws_conn_id=self.aws_conn_id,
-                    poll_interval=self.poll_interval,
-                    timeout_seconds=timeout,
-                ),
-                method_name="execute_complete",
+            self.defer_until_insync(
+                result["change_id"],
+                timeout_seconds=plan.spec.insync_timeout_seconds,
+                poll_interval=self.poll_interval,
                 kwargs={"first": result, "failed": failed},
-                timeout=timedelta(seconds=timeout + max(60, 2 * self.poll_interval)),
             )
         self._conclude(context, plan, result, failed)
 
@@ -183,17 +175,11 @@ class ManualRollbackOperator(StageOperator):
         except RollbackRefused as err:
             raise AirflowFailException(str(err)) from err
         if not result["insync"]:
-            timeout = spec.insync_timeout_seconds
-            self.defer(
-                trigger=Route53ChangeTrigger(
-                    change_id=result["change_id"],
-                    aws_conn_id=self.aws_conn_id,
-                    poll_interval=self.poll_interval,
-                    timeout_seconds=timeout,
-                ),
-                method_name="execute_complete",
+            self.defer_until_insync(
+                result["change_id"],
+                timeout_seconds=spec.insync_timeout_seconds,
+                poll_interval=self.poll_interval,
                 kwargs={"result": result},
-                timeout=timedelta(seconds=timeout + max(60, 2 * self.poll_interval)),
             )
         return result
 

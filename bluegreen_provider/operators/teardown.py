@@ -7,10 +7,9 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from airflow.providers.standard.triggers.temporal import DateTimeTrigger
-from airflow.sdk.exceptions import AirflowFailException
 
 from bluegreen_provider.operators.base import StageOperator
-from bluegreen_provider.plan import Plan, PlanError
+from bluegreen_provider.plan import Plan
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -31,14 +30,8 @@ class TeardownBlueOperator(StageOperator):
     template_fields: Sequence[str] = (*StageOperator.template_fields,)
     ui_color = "#e0e0e0"
 
-    def _plan(self, context: Context) -> Plan:
-        try:
-            return self.load_plan(context)
-        except PlanError as err:
-            raise AirflowFailException(str(err)) from err
-
     def execute(self, context: Context) -> dict[str, Any]:
-        plan = self._plan(context)
+        plan = self.load_plan(context)
         owner = self.run_owner(context)
         retained = self.records(plan).retention()
         if retained is None or retained.owner != owner:
@@ -52,7 +45,7 @@ class TeardownBlueOperator(StageOperator):
         return self._retire(context, plan)
 
     def execute_complete(self, context: Context, event: Mapping[str, Any] | None = None) -> dict[str, Any]:
-        return self._retire(context, self._plan(context))
+        return self._retire(context, self.load_plan(context))
 
     def _nothing(self, plan: Plan, why: str | None) -> dict[str, Any]:
         why = why or "no retention record: this run did not promote, or the old slot was already retired"

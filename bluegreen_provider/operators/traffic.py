@@ -11,8 +11,7 @@ from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 from bluegreen_provider.hooks.cloudwatch import UnknownAlarmError
 from bluegreen_provider.hooks.route53 import WeightedRecordError
 from bluegreen_provider.operators.base import StageOperator
-from bluegreen_provider.plan import Plan, PlanError
-from bluegreen_provider.triggers.route53 import Route53ChangeTrigger
+from bluegreen_provider.plan import Plan
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -92,14 +91,8 @@ class ShiftWeightOperator(StageOperator):
         self.check_alarms = check_alarms
         self.poll_interval = poll_interval
 
-    def _plan(self, context: Context) -> Plan:
-        try:
-            return self.load_plan(context)
-        except PlanError as err:
-            raise AirflowFailException(str(err)) from err
-
     def execute(self, context: Context) -> dict[str, Any]:
-        plan = self._plan(context)
+        plan = self.load_plan(context)
         owner = self.run_owner(context)
         hold_lock(self.records(plan), plan, owner)
         approval = self._approval(context, plan)
@@ -120,19 +113,11 @@ class ShiftWeightOperator(StageOperator):
             self.log.info("Split already %s; nothing to change", plan.describe_split(weights))
         elif self.route53.get_change_status(change_id) != "INSYNC":
             self.log.info("Submitted %s as change %s; waiting for INSYNC on the triggerer", weights, change_id)
-            timeout = plan.spec.insync_timeout_seconds
-            self.defer(
-                trigger=Route53ChangeTrigger(
-                    change_id=change_id,
-                    aws_conn_id=self.aws_conn_id,
-                    poll_interval=self.poll_interval,
-                    timeout_seconds=timeout,
-                ),
-                method_name="execute_complete",
+            self.defer_until_insync(
+                change_id,
+                timeout_seconds=plan.spec.insync_timeout_seconds,
+                poll_interval=self.poll_interval,
                 kwargs={"previous_split": split, "approval": approval},
-                # A little longer than the trigger's own limit, so its timeout event (with the
-                # change id and status) is what normally ends the wait.
-                timeout=timedelta(seconds=timeout + max(60, 2 * self.poll_interval)),
             )
         return self._finish(context, plan, owner, split, approval)
 
@@ -143,7 +128,7 @@ class ShiftWeightOperator(StageOperator):
         previous_split: Mapping[str, int] | None = None,
         approval: Mapping[str, Any] | None = None,
     ) -> dict[str, Any]:
-        plan = self._plan(context)
+        plan = self.load_plan(context)
         if not event or event.get("status") != "success":
             split = self.read_split(plan)
             raise AirflowFailException(
