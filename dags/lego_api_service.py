@@ -33,6 +33,9 @@ def lego_api() -> dict:
             }
             for slot in ("blue", "green")
         },
+        # API Gateway 5XX counts every failed request, also those a handler answers with a 500 itself;
+        # Lambda's Errors metric would only see unhandled exceptions.
+        "metrics_source": "apigateway",
         "alarms": [
             "lego-api-gateway-5xx-errors",
             "lego-api-moc-errors",

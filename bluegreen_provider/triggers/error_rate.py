@@ -8,6 +8,9 @@ it, not at the end of the soak: the rollback starts as soon as the evidence exis
 from __future__ import annotations
 
 import asyncio
+import functools
+import hashlib
+import time
 from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -225,6 +228,33 @@ class SoakWatch:
             self._stride *= 2
 
 
+HOOK_REUSE_SECONDS = 900
+
+
+def shared_hook(kind: type, aws_conn_id: str | None, region_name: str | None) -> Any:
+    """One hook (one boto3 session and client) per connection for all soaks in a triggerer.
+
+    A hook per trigger costs ~18 MiB and a slow session start each; sharing lets one triggerer watch
+    many deployments. The key holds a digest of the connection as it is now and a 15-minute epoch,
+    so an edited connection, or refreshed credentials, take effect without a restart.
+    """
+    digest = ""
+    if aws_conn_id:
+        from airflow.sdk import BaseHook
+
+        try:
+            conn = BaseHook.get_connection(aws_conn_id)
+            digest = hashlib.sha256(repr((conn.login, conn.password, conn.extra)).encode()).hexdigest()
+        except Exception:  # no such connection: the hook falls back to the default credential chain
+            digest = "default-credentials"
+    return _shared_hook(kind, aws_conn_id, region_name, digest, int(time.time() // HOOK_REUSE_SECONDS))
+
+
+@functools.lru_cache(maxsize=64)
+def _shared_hook(kind: type, aws_conn_id: str | None, region_name: str | None, digest: str, epoch: int) -> Any:
+    return kind(aws_conn_id=aws_conn_id, region_name=region_name)
+
+
 class ErrorRateTrigger(BaseTrigger):
     """
     Poll a soak's rules every ``poll_interval`` seconds until ``soak_end``, or until one breaks.
@@ -317,12 +347,11 @@ class ErrorRateTrigger(BaseTrigger):
         )
 
     def watch(self) -> SoakWatch:
+        route53 = shared_hook(Route53Hook, self.aws_conn_id, self.region_name) if self.health_check_id else None
         return SoakWatch(
             query=ErrorRateQuery.from_dict(self.query),
-            cloudwatch=CloudWatchMetricsHook(aws_conn_id=self.aws_conn_id, region_name=self.region_name),
-            route53=Route53Hook(aws_conn_id=self.aws_conn_id, region_name=self.region_name)
-            if self.health_check_id
-            else None,
+            cloudwatch=shared_hook(CloudWatchMetricsHook, self.aws_conn_id, self.region_name),
+            route53=route53,
             soak_start=datetime.fromisoformat(self.soak_start),
             soak_end=datetime.fromisoformat(self.soak_end),
             stage_pct=self.stage_pct,
@@ -338,7 +367,7 @@ class ErrorRateTrigger(BaseTrigger):
         )
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
-        watch = self.watch()
+        watch = await asyncio.to_thread(self.watch)  # reads the connection: blocking I/O off the loop
         errors: list[str] = []
         while True:
             now = _now()
@@ -366,8 +395,11 @@ class ErrorRateTrigger(BaseTrigger):
                     self.log.info("Soak of %s at %s %%: %s", self.slot, self.stage_pct, event["status"])
                     yield TriggerEvent(event)
                     return
+            # Polls keep their rhythm: the time a poll took comes off the wait before the next one.
+            elapsed = (_now() - now).total_seconds()
             remaining = (watch.soak_end - _now()).total_seconds()
-            await asyncio.sleep(self.poll_interval if remaining <= 0 else min(self.poll_interval, remaining))
+            wait = self.poll_interval if remaining <= 0 else min(self.poll_interval, remaining)
+            await asyncio.sleep(max(0.0, wait - elapsed))
 
     @staticmethod
     def _error(message: str, watch: SoakWatch, errors: Sequence[str] = ()) -> dict[str, Any]:
