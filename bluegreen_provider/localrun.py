@@ -7,6 +7,7 @@ the UI; nothing in the DAG knows it is being driven.
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 import time
@@ -19,7 +20,9 @@ APPROVAL_TASK = "approval"
 log = logging.getLogger(__name__)
 
 
+@functools.lru_cache(maxsize=1)
 def _api():
+    """Airflow's REST API in-process (building the app takes seconds: once per process)."""
     from airflow.api_fastapi.app import create_app
     from fastapi.testclient import TestClient
 
