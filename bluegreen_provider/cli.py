@@ -35,11 +35,12 @@ def _use_sandbox_connection_if_up() -> None:
 
 
 def load_services(dags_folder: Path) -> dict[str, Any]:
-    """Import the DAG files and return the registered service specs by name."""
+    """Import the DAG files and return the service specs they build, by name (only theirs)."""
     from bluegreen_provider.dag_factory import REGISTERED_SERVICES
 
     if str(dags_folder) not in sys.path:
         sys.path.append(str(dags_folder))  # as Airflow does: DAG files may import their neighbours
+    REGISTERED_SERVICES.clear()  # a DAG file removed since the last call must not linger
     for path in sorted(Path(dags_folder).glob("*.py")):
         runpy.run_path(str(path), run_name=f"bluegreen_dags_{path.stem}")
     return dict(REGISTERED_SERVICES)

@@ -137,7 +137,7 @@ def test_failed_migration_aborts_before_any_traffic(deploy, sandbox, service_db)
 
 
 def test_unhealthy_release_aborts_before_any_traffic(deploy, sandbox):
-    result = deploy("unhealthy")
+    result = deploy("unhealthy", dag_file=E2E_DAGS / "variants.py", dag_name="quick_health")
 
     assert result.state == "failed"
     assert result.states["health_check"] == "failed"

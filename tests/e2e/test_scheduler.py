@@ -12,6 +12,8 @@ through the public REST API (trigger, clear, approve). The story it proves:
 from __future__ import annotations
 
 import contextlib
+import json
+import re
 import shutil
 import socket
 import time
@@ -25,7 +27,7 @@ from typing import Any, TypeVar
 import pytest
 
 from bluegreen_provider.sandbox import Sandbox
-from bluegreen_provider.stack import AirflowStack, drop_postgres_database, ensure_postgres_database, processes_of
+from bluegreen_provider.stack import AirflowStack, drop_postgres_database, ensure_postgres_database
 from tests.e2e.conftest import FAST
 
 pytestmark = [pytest.mark.e2e, pytest.mark.postgres, pytest.mark.timeout(900)]
@@ -33,7 +35,8 @@ pytestmark = [pytest.mark.e2e, pytest.mark.postgres, pytest.mark.timeout(900)]
 REPO = Path(__file__).resolve().parents[2]
 DAG_ID = "blue_green_deploy"
 FUNCTIONS = ("lego-api-moc", "lego-api-gallery", "lego-api-wishlist", "lego-api-profile")
-SOAK_10_SECONDS = 20  # long enough that only a breach, not the soak's end, can fail it early
+SOAK_10_SECONDS = 60  # far longer than a breach takes to show: only a breach can end it early
+RETENTION_SECONDS = 20  # long enough that teardown_blue must wait for it on the triggerer
 T = TypeVar("T")
 
 
@@ -57,9 +60,8 @@ class World:
         return {task: ti["state"] for task, ti in self.task_instances(run_id).items()}
 
     def xcom(self, run_id: str, task_id: str) -> Any:
-        return self.get(f"{self.run_path(run_id)}/taskInstances/{task_id}/xcomEntries/return_value?deserialize=true")[
-            "value"
-        ]
+        entry = f"{self.run_path(run_id)}/taskInstances/{task_id}/xcomEntries/return_value?deserialize=true"
+        return self.get(entry)["value"]
 
     def logs(self, run_id: str, task_id: str, pattern: str = "attempt=*.log*") -> dict[str, str]:
         """Task log files of one task, by name (``attempt=N.log``, ``attempt=N.log.trigger.<job>.log``)."""
@@ -79,12 +81,34 @@ def wait_for(what: str, probe: Callable[[], T | None], timeout: float, interval:
         time.sleep(interval)
 
 
-def wait_run_end(world: World, run_id: str, timeout: float) -> str:
-    def ended() -> str | None:
+def wait_run(world: World, run_id: str, timeout: float, *, until: Callable[[], bool] | None = None) -> str:
+    """Wait for the run to end, or (with ``until``) for that condition while the run has not ended."""
+
+    def reached() -> str | None:
         state = world.get(world.run_path(run_id))["state"]
+        if until is not None:
+            assert state not in ("success", "failed"), f"run ended {state} first: {world.states(run_id)}"
+            return "reached" if until() else None
         return state if state in ("success", "failed") else None
 
-    return wait_for(f"run {run_id} to end (tasks: {world.states(run_id)})", ended, timeout)
+    try:
+        return wait_for(f"run {run_id}", reached, timeout)
+    except TimeoutError as err:
+        raise TimeoutError(f"{err}; tasks: {world.states(run_id)}") from None
+
+
+def parking_exit_processed(world: World, run_id: str, task_id: str) -> bool:
+    """The scheduler has handled the executor's event for the worker that parked ``task_id`` (awaiting input).
+
+    Answering sooner loses a race in Airflow 3.3.2 (apache/airflow#72716, #67287): that stale "success"
+    of the same try then meets the resumed attempt QUEUED or RUNNING, and the scheduler fails it as
+    "killed externally". A person never answers that fast; a bot can. Only the scheduler's log shows it.
+    """
+    log = (world.airflow.home / "logs" / "scheduler.log").read_text(errors="replace")
+    finished = (
+        f"TaskInstance Finished: dag_id={DAG_ID}, task_id={task_id}, run_id={run_id}, [^\n]*, state=awaiting_input,"
+    )
+    return re.search(finished, log) is not None
 
 
 def dag_parsed(world: World) -> bool:
@@ -141,24 +165,32 @@ def world(tmp_path_factory) -> Iterator[World]:
             sql_alchemy_conn=meta_url,
             port=free_port(),
             extra_env={
-                **sandbox.connection_env(),
                 "AIRFLOW_CONN_LEGO_DB": lego_url,
                 "BLUEGREEN_HEALTH_BASE_URL": sandbox.http_url,
                 "BLUEGREEN_RELEASES_DIR": str(sandbox.state_dir / "releases"),
             },
         )
-        cleanup.callback(assert_nothing_left, home)
+        cleanup.callback(assert_nothing_left, airflow)
         airflow.start(timeout=300)  # a slow start stops what it started, then raises
         cleanup.callback(airflow.stop)  # runs first: before the checks and drops above
+        assert len(airflow.leftovers()) > len(airflow.processes), "the census that checks stop() must see the stack"
+        # aws_default lives in the metadata DB, as when it is set in the UI: tasks read it through the
+        # Execution API, triggers through the triggerer's supervisor, from the threads their hooks run in.
+        aws = json.loads(sandbox.connection_json())
+        airflow.api(
+            "POST", "/api/v2/connections", {**aws, "connection_id": "aws_default", "extra": json.dumps(aws["extra"])}
+        )
         yield World(sandbox, airflow, artifact=tmp / "artifact" / "release.zip")
 
 
-def assert_nothing_left(home: Path) -> None:
+def assert_nothing_left(airflow: AirflowStack) -> None:
     """Every process the stack started (component, executor worker, task or trigger runner) is gone."""
     try:
-        wait_for("every process of the stack to exit", lambda: not processes_of(home), timeout=15, interval=0.5)
+        wait_for("every process of the stack to exit", lambda: not airflow.leftovers(), timeout=15, interval=0.5)
     except TimeoutError:
-        left = {pid: Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ")[:150] for pid in processes_of(home)}
+        left = {
+            pid: Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ")[:150] for pid in airflow.leftovers()
+        }
         raise AssertionError(f"processes of the stack still running after stop: {left}") from None
 
 
@@ -186,11 +218,16 @@ def test_bad_release_rolls_back_then_clearing_deploy_green_resumes_to_promotion(
         shutil.copyfile(sandbox.state_dir / "releases" / "bad.zip", world.artifact)
         run_id = f"scheduler_e2e_{uuid.uuid4().hex[:6]}"
         steps = [{**s, "soak_seconds": SOAK_10_SECONDS} if s["weight"] == 10 else s for s in FAST["steps"]]
-        conf = {**FAST, "steps": steps, "functions": [{"name": f, "zip_file": str(world.artifact)} for f in FUNCTIONS]}
+        conf = {
+            **FAST,
+            "steps": steps,
+            "retention_seconds": RETENTION_SECONDS,
+            "functions": [{"name": f, "zip_file": str(world.artifact)} for f in FUNCTIONS],
+        }
         airflow.api(
             "POST", f"/api/v2/dags/{DAG_ID}/dagRuns", {"dag_run_id": run_id, "logical_date": None, "conf": conf}
         )
-        assert wait_run_end(world, run_id, timeout=300) == "failed", world.states(run_id)
+        assert wait_run(world, run_id, timeout=300) == "failed", world.states(run_id)
         lap("bad release: trigger -> run failed")
 
         tis = world.task_instances(run_id)
@@ -226,10 +263,15 @@ def test_bad_release_rolls_back_then_clearing_deploy_green_resumes_to_promotion(
         )
         assert {ti["task_id"] for ti in cleared["task_instances"]} >= {"deploy_green", "soak_10", "rollback"}
         approval = f"{world.run_path(run_id)}/taskInstances/approval"
-        wait_for("approval to await input", lambda: world.states(run_id)["approval"] == "awaiting_input", 300)
+        wait_run(world, run_id, timeout=300, until=lambda: world.states(run_id)["approval"] == "awaiting_input")
+        wait_for(
+            "the parked approval's worker exit to be processed",
+            lambda: parking_exit_processed(world, run_id, "approval"),
+            60,
+        )
         lap("fixed release: clear -> approval awaiting input")
         airflow.api("PATCH", f"{approval}/-1/hitlDetails", {"chosen_options": ["Approve"], "params_input": {}})
-        assert wait_run_end(world, run_id, timeout=240) == "success", world.states(run_id)
+        assert wait_run(world, run_id, timeout=240) == "success", world.states(run_id)
         lap("approve -> run success (teardown after retention)")
 
         states = world.states(run_id)

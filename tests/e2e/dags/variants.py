@@ -27,3 +27,8 @@ five_25_100 = deployment_dag(
         "steps": [{"weight": 5, "soak_seconds": 300}, {"weight": 25, "soak_seconds": 300}, {"weight": 100}],
     },
 )
+
+quick_health = deployment_dag(
+    "e2e_quick_health",
+    {**LEGO_API, "service": "lego-api-quick-health", "health": {"deadline_seconds": 8, "probe_interval_seconds": 1}},
+)
