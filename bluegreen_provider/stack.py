@@ -16,7 +16,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -39,6 +39,36 @@ def ensure_postgres_database(name: str, *, host: str = "127.0.0.1", port: int = 
     return f"postgresql+psycopg2://{user}@{host}:{port}/{name}"
 
 
+def drop_postgres_database(name: str, *, host: str = "127.0.0.1", port: int = 5432, user: str = "postgres") -> None:
+    """Drop the database if it exists, closing any session still connected to it."""
+    import psycopg2
+
+    conn = psycopg2.connect(host=host, port=port, user=user, dbname="postgres")
+    conn.autocommit = True
+    with conn.cursor() as cur:
+        cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    conn.close()
+
+
+def session_processes(sessions: Collection[int]) -> list[int]:
+    """Live (not zombie) processes of the given sessions (Linux ``/proc``).
+
+    Each component is a session leader (``start_new_session``) and Airflow never calls ``setsid``, so
+    its session holds everything it started: task runners move to process groups of their own
+    (``os.setpgid``), which ``killpg`` on the component's group does not reach, but not to another
+    session. ``AIRFLOW_HOME`` in ``/proc/<pid>/environ`` is no census: ``setproctitle`` overwrites it.
+    """
+    found = []
+    for proc in Path("/proc").glob("[0-9]*"):
+        try:
+            state, _ppid, _pgrp, session = (proc / "stat").read_bytes().rsplit(b") ", 1)[1].split()[:4]
+        except (OSError, IndexError, ValueError):
+            continue  # gone meanwhile
+        if state != b"Z" and int(session) in sessions:
+            found.append(int(proc.name))
+    return found
+
+
 @dataclass
 class AirflowStack:
     """Start/stop the Airflow components as child processes; a context manager."""
@@ -48,7 +78,9 @@ class AirflowStack:
     port: int = 8080
     extra_env: Mapping[str, str] = field(default_factory=dict)
     parallelism: int = 4
+    dags_folder: Path = REPO / "dags"
     processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    sessions: set[int] = field(default_factory=set)  # one per component ever started, led by its pid
 
     @property
     def url(self) -> str:
@@ -63,7 +95,7 @@ class AirflowStack:
                 "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
                 "AIRFLOW__CORE__PARALLELISM": str(self.parallelism),
                 "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-                "AIRFLOW__CORE__DAGS_FOLDER": str(REPO / "dags"),
+                "AIRFLOW__CORE__DAGS_FOLDER": str(self.dags_folder),
                 "AIRFLOW__CORE__PLUGINS_FOLDER": str(REPO / "plugins"),
                 "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "True",
                 "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{self.url}/execution/",
@@ -72,34 +104,51 @@ class AirflowStack:
                 "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
                 "AIRFLOW__SCHEDULER__TASK_QUEUED_TIMEOUT": "300",
                 "AIRFLOW__TRIGGERER__DEFAULT_CAPACITY": "100",
+                # A worker may notice that its task process exited (deferred, awaiting input) only at
+                # its next heartbeat check, 5 s by default. When the task resumes sooner, that stale
+                # "success" of the same try meets the resumed attempt QUEUED or RUNNING and the
+                # scheduler fails it as killed externally (apache/airflow#72716 and #67287, open in
+                # 3.3.2). At 1 s no trigger of ours fires first; a human-in-the-loop answer still can.
+                "AIRFLOW__WORKERS__MIN_HEARTBEAT_INTERVAL": "1",
             }
         )
         env.update(self.extra_env)
         return env
 
-    def migrate(self) -> None:
-        self.home.mkdir(parents=True, exist_ok=True)
-        subprocess.run(
-            [sys.executable, "-m", "airflow", "db", "migrate"],
-            env=self.env(),
-            check=True,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-
-    def start(self, *, timeout: float = 120) -> AirflowStack:
-        self.migrate()
+    def migrate(self, *, timeout: float = 300) -> None:
+        """``airflow db migrate``, bounded; its output is kept in ``logs/migrate.log``."""
         logs = self.home / "logs"
         logs.mkdir(parents=True, exist_ok=True)
-        for component in COMPONENTS:
-            args = [sys.executable, "-m", "airflow", component]
-            if component == "api-server":
-                args += ["--port", str(self.port), "--host", "127.0.0.1", "--workers", "1"]
-            log = (logs / f"{component}.log").open("ab")
-            self.processes[component] = subprocess.Popen(
-                args, env=self.env(), stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        with (logs / "migrate.log").open("ab") as log:
+            result = subprocess.run(
+                [sys.executable, "-m", "airflow", "db", "migrate"],
+                env=self.env(),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                timeout=timeout,
+                check=False,
             )
-        self.wait_ready(timeout=timeout)
+        if result.returncode:
+            raise RuntimeError(f"airflow db migrate exited with {result.returncode}; see {logs / 'migrate.log'}")
+
+    def start(self, *, timeout: float = 120) -> AirflowStack:
+        """Migrate, start the components and wait for the API; stops what it started if any step fails."""
+        try:
+            self.migrate()
+            logs = self.home / "logs"
+            for component in COMPONENTS:
+                args = [sys.executable, "-m", "airflow", component]
+                if component == "api-server":
+                    args += ["--port", str(self.port), "--host", "127.0.0.1", "--workers", "1"]
+                with (logs / f"{component}.log").open("ab") as log:  # the child keeps its own copy
+                    self.processes[component] = subprocess.Popen(
+                        args, env=self.env(), stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+                    )
+                self.sessions.add(self.processes[component].pid)
+            self.wait_ready(timeout=timeout)
+        except BaseException:
+            self.stop()
+            raise
         return self
 
     def wait_ready(self, *, timeout: float) -> None:
@@ -116,7 +165,11 @@ class AirflowStack:
         raise TimeoutError(f"Airflow API did not answer on {self.url} within {timeout:.0f} s")
 
     def stop(self, *, grace: float = 20) -> None:
-        """Stop every component and everything it forked (each has its own process group)."""
+        """Stop every component and everything it started, task runners included.
+
+        SIGTERM to each component's process group, up to ``grace`` seconds for them to stop their
+        children, then SIGKILL to whatever is left in their sessions.
+        """
         for proc in self.processes.values():
             if proc.poll() is None:
                 with contextlib.suppress(ProcessLookupError):
@@ -129,7 +182,14 @@ class AirflowStack:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(proc.pid, signal.SIGKILL)  # leftovers of the group, e.g. executor workers
             proc.wait()
+        for pid in self.leftovers():  # e.g. a task runner in a process group of its own
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
         self.processes.clear()
+
+    def leftovers(self) -> list[int]:
+        """Live processes of the stack's sessions; empty once ``stop()`` is done (modulo reaping)."""
+        return session_processes(self.sessions)
 
     def __enter__(self) -> AirflowStack:
         return self.start()
@@ -139,10 +199,20 @@ class AirflowStack:
 
     # -- REST API -------------------------------------------------------------------------------
     def api(self, method: str, path: str, body: Any = None, *, timeout: float = 10) -> Any:
+        """One REST call; an HTTP error keeps its status (``.code``) and says the API's ``detail``."""
         data = None if body is None else json.dumps(body).encode()
         request = urllib.request.Request(
             self.url + path, data=data, method=method, headers={"Content-Type": "application/json"}
         )
-        with urllib.request.urlopen(request, timeout=timeout) as response:
-            raw = response.read()
+        try:
+            with _opener.open(request, timeout=timeout) as response:
+                raw = response.read()
+        except urllib.error.HTTPError as err:
+            detail = err.read().decode(errors="replace")[:2000]
+            message = f"{method} {path}: {err.reason}: {detail}"
+            raise urllib.error.HTTPError(err.url, err.code, message, err.headers, None) from err
         return json.loads(raw) if raw else None
+
+
+# Loopback only: never send the local API's calls through a proxy from the environment.
+_opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))

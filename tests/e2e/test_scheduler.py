@@ -133,9 +133,9 @@ def tail(path: Path, lines: int = 40) -> str:
     return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
 
 
-def print_diagnosis(world: World) -> None:
+def print_diagnosis(home: Path) -> None:
     """Tails of every component log and of the task logs: what a CI failure needs to be read."""
-    logs = world.airflow.home / "logs"
+    logs = home / "logs"
     for path in sorted(logs.glob("*.log")):
         print(f"\n===== {path.name} (tail) =====\n{tail(path)}")
     for path in sorted(logs.glob(f"dag_id={DAG_ID}/**/*.log*"), key=lambda p: p.stat().st_mtime)[-12:]:
@@ -171,7 +171,11 @@ def world(tmp_path_factory) -> Iterator[World]:
             },
         )
         cleanup.callback(assert_nothing_left, airflow)
-        airflow.start(timeout=300)  # a slow start stops what it started, then raises
+        try:
+            airflow.start(timeout=300)  # a failed or slow start stops what it started, then raises
+        except BaseException:
+            print_diagnosis(home)
+            raise
         cleanup.callback(airflow.stop)  # runs first: before the checks and drops above
         assert len(airflow.leftovers()) > len(airflow.processes), "the census that checks stop() must see the stack"
         # aws_default lives in the metadata DB, as when it is set in the UI: tasks read it through the
@@ -287,7 +291,7 @@ def test_bad_release_rolls_back_then_clearing_deploy_green_resumes_to_promotion(
         assert world.xcom(run_id, "teardown_blue")["action"] == "retired"
         assert world.logs(run_id, "teardown_blue", "attempt=*.log.trigger.*.log"), "teardown did not defer"
     except BaseException:
-        print_diagnosis(world)
+        print_diagnosis(airflow.home)
         raise
     finally:
         laps["total"] = time.monotonic() - started
