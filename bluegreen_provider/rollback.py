@@ -183,7 +183,7 @@ def rollback_on_failure(context: Mapping[str, Any]) -> None:
         result = restore_live(
             route53,
             plan,
-            reason=f"{task_id} failed: {context.get('exception')}",
+            reason=f"{task_id} failed: {context.get('exception') or 'see its log (failure reported by Airflow)'}",
             owner=owner_of(dag_run.dag_id, dag_run.run_id),
         )
         if result["changed"]:

@@ -98,7 +98,7 @@ def test_clean_soak_summary(world):
     assert s["max_rate_pct"] == 1.0
     assert s["alarms_seen"] == []
     assert 3.0 <= s["duration_s"] < 6
-    assert 2 <= len(s["samples"]) <= 5
+    assert 2 <= len(s["samples"]) <= 6  # one per second (polls keep their rhythm), plus the final total
     assert set(s["samples"][0]) == {"t", "requests", "errors", "rate_pct"}
 
 

@@ -162,7 +162,7 @@ def test_misnamed_promote_task_fails_before_asking(world, upsert):
 
 def test_no_plan_is_a_clear_error(upsert):
     dag = build_dag()
-    with pytest.raises(ValueError, match="'plan' task must run first"):
+    with pytest.raises(AirflowFailException, match="'plan' task must run first"):
         dag.get_task("approval").execute(context_for(FakeTI({})))
     upsert.assert_not_called()
 
