@@ -33,6 +33,12 @@ for key, value in {
 }.items():
     os.environ[key] = value
 
+# Every moto in the tests follows Route53's documented change-batch rules (exact-match DELETE,
+# CREATE-if-absent, all-or-nothing batches, a change id per batch), as the sandbox's moto does.
+from bluegreen_provider.sandbox import route53_rules  # noqa: E402
+
+route53_rules.install()
+
 
 @pytest.fixture(scope="session")
 def airflow_db() -> Path:

@@ -15,6 +15,8 @@ from typing import Any
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
 from werkzeug.serving import BaseWSGIServer, make_server
 
+from bluegreen_provider.sandbox import route53_rules
+
 # moto keeps Lambda state in a Docker-free backend when this is set; the sandbox never invokes Lambda
 # through moto (the simulator runs the handler code itself), so Docker is never needed.
 LAMBDA_WITHOUT_DOCKER = {"lambda": {"use_docker": False}}
@@ -48,6 +50,7 @@ class MotoServer:
         return f"http://{host}:{port}"
 
     def start(self) -> None:
+        route53_rules.install()
         app = DomainDispatcherApplication(create_backend_app)
         self._server = make_server(self._host, self._port, app, threaded=True, request_handler=_QuietHandler)
         self._thread = threading.Thread(
@@ -57,6 +60,7 @@ class MotoServer:
         # moto's backends and config are process-global: a previous sandbox in this process must not
         # leak in, and this one must leave the config as it found it for anything else using moto here.
         self._post("/moto-api/reset", None)
+        route53_rules.CHANGES.clear()
         self._previous_config = {"lambda": self._get("/moto-api/config")["lambda"]}
         self._post("/moto-api/config", LAMBDA_WITHOUT_DOCKER)
 
