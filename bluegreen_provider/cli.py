@@ -67,17 +67,25 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_rollback(args: argparse.Namespace) -> int:
+    import getpass
+
+    from bluegreen_provider.hooks.lambda_alias import LambdaAliasHook
     from bluegreen_provider.hooks.route53 import Route53Hook
-    from bluegreen_provider.rollback import RollbackRefused, manual_rollback
+    from bluegreen_provider.rollback import emergency_rollback, outcome_summary
+    from bluegreen_provider.state import TransitionRefused
 
     _use_sandbox_connection_if_up()
     spec = _pick(load_services(args.dags_folder), args.service)
+    route53 = Route53Hook(aws_conn_id=args.aws_conn_id)
     try:
-        result = manual_rollback(Route53Hook(aws_conn_id=args.aws_conn_id), spec)
-    except RollbackRefused as err:
+        outcome = emergency_rollback(
+            route53, LambdaAliasHook(aws_conn_id=args.aws_conn_id), spec, by=f"cli:{getpass.getuser()}"
+        )
+    except TransitionRefused as err:
         print(f"rollback refused: {err}", file=sys.stderr)
         return 2
-    print(json.dumps(result, indent=2, default=str))
+    route53.wait_for_change(outcome.change_id, timeout_seconds=spec.insync_timeout_seconds, poll_seconds=2)
+    print(json.dumps({**outcome_summary(outcome), "insync": True}, indent=2, default=str))
     return 0
 
 

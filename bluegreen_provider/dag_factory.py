@@ -6,7 +6,8 @@ can be cleared and re-run:
 
     plan → deploy_green → run_migrations → health_check → shift_10 → soak_10 → shift_50 → soak_50
          → approval → shift_100 → teardown_blue          (approval → hold when rejected)
-    any stage failed → rollback (and every stage's on_failure_callback rolls back at once)
+    rollback: the run's teardown, however the run ends (every stage's on_failure_callback also
+              sends the rollback at once; the teardown waits for INSYNC and reads it back)
 
 The traffic steps shape the tasks, so they come from the config; everything else (release,
 soaks, threshold, timeouts, retention, dry run) is a run Param validated by JSON schema and
@@ -86,8 +87,7 @@ REGISTERED_SERVICES: dict[str, DeploymentSpec] = {}
 def _params(spec: DeploymentSpec) -> dict[str, Param]:
     defaults = json.loads(json.dumps(spec.to_dict()))  # JSON types: the schema wants arrays, not tuples
     params = {
-        name: Param(defaults[name], **schema, title=name.replace("_", " "))
-        for name, schema in _RUN_PARAMS.items()
+        name: Param(defaults[name], **schema, title=name.replace("_", " ")) for name, schema in _RUN_PARAMS.items()
     }
     params["dry_run"] = Param(
         False, type="boolean", title="dry run", description="Plan and print every change; change nothing."
@@ -135,6 +135,7 @@ def deployment_dag(
         params=_params(spec),
         render_template_as_native_obj=True,
         tags=tags or ["bluegreen", spec.service],
+        max_active_runs=dag_kwargs.pop("max_active_runs", 1),
         doc_md=__doc__,
         **dag_kwargs,
     ) as dag:
@@ -175,9 +176,7 @@ def deployment_dag(
             promote_task_ids=["shift_100", "teardown_blue"],
             **stage_args,
         )
-        promote = ShiftWeightOperator(
-            task_id="shift_100", candidate_pct=100, approval_task_id="approval", **stage_args
-        )
+        promote = ShiftWeightOperator(task_id="shift_100", candidate_pct=100, approval_task_id="approval", **stage_args)
         teardown = TeardownBlueOperator(
             task_id="teardown_blue", aws_conn_id=aws_conn_id, region_name=region_name, retries=2
         )
@@ -188,13 +187,15 @@ def deployment_dag(
             task_id="rollback",
             aws_conn_id=aws_conn_id,
             region_name=region_name,
-            trigger_rule=TriggerRule.ONE_FAILED,
             retries=3,
             retry_delay=timedelta(seconds=10),
         )
         chain(plan, *stages, approval, promote, teardown)
         approval >> hold
-        [plan, *stages, approval, promote] >> rollback
+        # The rollback is the run's teardown: Airflow runs it however the run ends, also when a person
+        # marks the run failed (no callback runs then). It waits for the deployment stages, not for the
+        # 24 h retention.
+        [*stages, approval, promote, hold] >> rollback.as_teardown(setups=plan)
     return dag
 
 

@@ -32,6 +32,7 @@ class Plan:
     alarms_firing: list[dict[str, str]] = field(default_factory=list)
     replaces_retained: dict[str, str] | None = None
     resumed: bool = False
+    generation: int = 0
     warnings: list[str] = field(default_factory=list)
     created_at: str = ""
 

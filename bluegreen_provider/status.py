@@ -12,8 +12,8 @@ from typing import Any
 from bluegreen_provider.hooks.cloudwatch import CloudWatchMetricsHook
 from bluegreen_provider.hooks.lambda_alias import LambdaAliasHook
 from bluegreen_provider.hooks.route53 import Route53Hook
-from bluegreen_provider.records import DeploymentRecords
 from bluegreen_provider.spec import DeploymentSpec
+from bluegreen_provider.state import Phase, ServiceState
 
 
 @dataclass
@@ -24,6 +24,7 @@ class ServiceStatus:
     live: str | None
     lock: dict[str, str] | None
     retention: dict[str, str] | None
+    deployment: dict[str, Any] | None = None
     aliases: dict[str, dict[str, str | None]] = field(default_factory=dict)
     alarms_in_alarm: list[str] = field(default_factory=list)
 
@@ -41,6 +42,13 @@ class ServiceStatus:
         lines = [
             f"{self.service}  ({self.record})  {self.state}",
             "  split:     " + " / ".join(f"{k} {v}" for k, v in sorted(self.split.items())),
+            "  state:     "
+            + (
+                f"{self.deployment['phase']} (generation {self.deployment['generation']}, "
+                f"run {self.deployment['owner']}): {self.deployment['reason']}"
+                if self.deployment
+                else "no deployment yet"
+            ),
             "  lock:      " + (f"{self.lock['owner']} since {self.lock['since']}" if self.lock else "free"),
             "  retained:  "
             + (
@@ -64,8 +72,17 @@ def service_status(spec: DeploymentSpec, *, aws_conn_id: str | None = "aws_defau
     )
     split = {name: by_set[slot.set_identifier] for name, slot in spec.slots.items()}
     positive = [name for name, weight in split.items() if weight > 0]
-    records = DeploymentRecords(route53, zone_id, spec)
-    lock, retention = records.lock(), records.retention()
+    state = ServiceState(route53, zone_id, spec).state()
+    lock = (
+        {"owner": state.owner, "since": state.updated_at, "live": state.live, "phase": str(state.phase)}
+        if state is not None and state.active
+        else None
+    )
+    retention = (
+        {"slot": state.retained.slot, "until": state.retained.until, "owner": state.retained.owner}
+        if state is not None and state.phase == Phase.RETAINED and state.retained is not None
+        else None
+    )
     aliases: dict[str, dict[str, str | None]] = {}
     for fn in spec.functions:
         aliases[fn.name] = {}
@@ -82,8 +99,13 @@ def service_status(spec: DeploymentSpec, *, aws_conn_id: str | None = "aws_defau
         record=spec.record_name,
         split=split,
         live=positive[0] if len(positive) == 1 else None,
-        lock=asdict(lock) if lock else None,
-        retention=asdict(retention) if retention else None,
+        lock=lock,
+        retention=retention,
+        deployment=(
+            {"phase": str(state.phase), "generation": state.generation, "owner": state.owner, "reason": state.reason}
+            if state is not None
+            else None
+        ),
         aliases=aliases,
         alarms_in_alarm=firing,
     )

@@ -28,6 +28,14 @@ class HealthCheckError(ValueError):
     """A health check id or setting Route53 cannot use; raised before anything is changed."""
 
 
+class ChangeConflict(RuntimeError):
+    """Route53 rejected a change batch (``InvalidChangeBatch``): the records are not what it assumed.
+
+    A batch that DELETEs records with their exact current values and CREATEs their successors is a
+    compare-and-swap; this is its "lost the race" answer. Nothing was changed.
+    """
+
+
 class Route53ChangeTimeout(AirflowException, TimeoutError):
     """A submitted change did not reach INSYNC in time."""
 
@@ -56,6 +64,11 @@ class HealthCheckStatus:
 def _norm_name(name: str) -> str:
     """Compare DNS names as Route53 does: case-insensitive, trailing dot optional, ``\\052`` is ``*``."""
     return name.strip().lower().replace("\\052", "*").rstrip(".") + "."
+
+
+def _reversed(name: str) -> str:
+    """A DNS name in Route53's listing order: labels reversed (``api.example.com.`` → ``com.example.api``)."""
+    return ".".join(reversed(name.rstrip(".").split(".")))
 
 
 def _bare_zone_id(zone_id: str) -> str:
@@ -176,6 +189,70 @@ class Route53Hook(AwsBaseHook):
             detail = f" (found non-weighted sets {other_sets})" if other_sets else ""
             raise WeightedRecordError(f"No weighted {rtype} record sets named {record_name!r} in zone {bare}{detail}")
         return found
+
+    def get_record_sets(self, zone_id: str, names: Sequence[tuple[str, str]]) -> dict[tuple[str, str], list[dict]]:
+        """
+        Read every record set of the given (name, type) pairs in one listing pass.
+
+        Route53 lists a zone sorted by name with the labels reversed, so a record and its children
+        (``api.example.com`` and ``_bluegreen.api.example.com``) are next to each other: starting at
+        the first and stopping once past the last costs one call in practice.
+
+        :param zone_id: hosted zone id.
+        :param names: (DNS name, record type) pairs.
+        :return: the raw ResourceRecordSets per pair (empty list when absent).
+        """
+        wanted = {(_norm_name(n), t.upper()): (n, t) for n, t in names}
+        found: dict[tuple[str, str], list[dict]] = {pair: [] for pair in wanted.values()}
+        order = sorted(wanted, key=lambda k: (_reversed(k[0]), k[1]))
+        start_name, start_type = wanted[order[0]]
+        last = (_reversed(order[-1][0]), order[-1][1])
+        bare = _bare_zone_id(zone_id)
+        with self._zone_errors(zone_id):
+            paginator = self.conn.get_paginator("list_resource_record_sets")
+            pages = paginator.paginate(
+                HostedZoneId=bare, StartRecordName=start_name, StartRecordType=start_type.upper()
+            )
+            for page in pages:
+                past = False
+                for rec in page["ResourceRecordSets"]:
+                    key = (_norm_name(rec["Name"]), rec["Type"])
+                    if key in wanted:
+                        found[wanted[key]].append(rec)
+                    elif (_reversed(key[0]), key[1]) > last:
+                        past = True
+                        break
+                if past:
+                    break
+        return found
+
+    def change_batch(self, zone_id: str, changes: Sequence[tuple[str, dict]], *, comment: str) -> str:
+        """
+        Submit one change batch; Route53 applies it all or nothing.
+
+        .. seealso::
+            - :external+boto3:py:meth:`Route53.Client.change_resource_record_sets`
+
+        :param zone_id: hosted zone id.
+        :param changes: (``"CREATE"`` | ``"DELETE"`` | ``"UPSERT"``, ResourceRecordSet) in order.
+        :param comment: ChangeBatch comment, shown in CloudTrail (cut to Route53's 256 characters).
+        :return: the change id.
+        :raises ChangeConflict: Route53 rejected the batch (a DELETE of values that are no longer
+            current, a CREATE of a record that exists); nothing was changed.
+        """
+        try:
+            response = self.conn.change_resource_record_sets(
+                HostedZoneId=_bare_zone_id(zone_id),
+                ChangeBatch={
+                    "Comment": comment[:256],
+                    "Changes": [{"Action": a, "ResourceRecordSet": r} for a, r in changes],
+                },
+            )
+        except ClientError as err:
+            if _error_code(err) == "InvalidChangeBatch":
+                raise ChangeConflict(err.response.get("Error", {}).get("Message", str(err))) from err
+            raise
+        return _bare_zone_id(response["ChangeInfo"]["Id"])
 
     @staticmethod
     def _require_sets(sets: Mapping[str, WeightedSet], wanted: Sequence[str], record_name: str) -> None:

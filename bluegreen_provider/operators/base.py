@@ -14,7 +14,7 @@ from bluegreen_provider.hooks.cloudwatch import CloudWatchMetricsHook
 from bluegreen_provider.hooks.lambda_alias import LambdaAliasHook
 from bluegreen_provider.hooks.route53 import Route53Hook
 from bluegreen_provider.plan import Plan, PlanError
-from bluegreen_provider.records import DeploymentRecords, owner_of
+from bluegreen_provider.state import ServiceState, owner_of
 from bluegreen_provider.triggers.route53 import Route53ChangeTrigger
 
 if TYPE_CHECKING:
@@ -73,8 +73,17 @@ class StageMixin:
             timeout=timedelta(seconds=timeout_seconds + max(60, 2 * poll_interval)),
         )
 
-    def records(self, plan: Plan) -> DeploymentRecords:
-        return DeploymentRecords(self.route53, plan.zone_id, plan.spec)
+    def service_state(self, plan: Plan) -> ServiceState:
+        return ServiceState(self.route53, plan.zone_id, plan.spec)
+
+    def candidate_serving(self, plan: Plan, slot: str | None = None) -> dict[str, str | None]:
+        """Function -> version the slot's alias serves now (the candidate's by default)."""
+        alias = plan.spec.slots[slot or plan.candidate].alias
+        serving = {}
+        for release in plan.spec.functions:
+            target = self.lambdas.get_alias(release.name, alias)
+            serving[release.name] = target.version if target else None
+        return serving
 
     @staticmethod
     def run_owner(context: Context) -> str:

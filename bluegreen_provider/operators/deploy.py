@@ -16,6 +16,7 @@ from airflow.sdk.exceptions import AirflowFailException
 from bluegreen_provider.hooks.lambda_alias import AliasTarget, LambdaAliasHook, LambdaReleaseError
 from bluegreen_provider.operators.base import StageOperator
 from bluegreen_provider.plan import Plan
+from bluegreen_provider.state import TransitionRefused, check_may_release, record_release
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -108,13 +109,12 @@ class DeployGreenOperator(StageOperator):
         self.prewarm_concurrency = prewarm_concurrency
 
     def execute(self, context: Context) -> dict[str, Any]:
-        from bluegreen_provider.operators.traffic import hold_lock
-
         plan = self.load_plan(context)
         owner = self.run_owner(context)
         spec = plan.spec
         alias = plan.candidate_alias
         description = release_description(spec.service, owner)
+        service = self.service_state(plan)
 
         # -- everything is read and checked before the first change --------------------------------
         try:
@@ -124,23 +124,11 @@ class DeployGreenOperator(StageOperator):
             actions = {r.name: resolve_release(self.lambdas, r, current[r.name]) for r in spec.functions}
         except LambdaReleaseError as err:
             raise AirflowFailException(f"deploy_green refused before any change: {err}") from err
-        hold_lock(self.records(plan), plan, owner)
+        try:
+            check_may_release(service, owner)
+        except TransitionRefused as err:
+            raise AirflowFailException(f"deploy_green refused before any change: {err}") from err
         split = self.read_split(plan)
-        if split.get(plan.candidate_set, 0) > 0:
-            for name, action in list(actions.items()):
-                mine = current[name] is not None and current[name].description == description
-                if action.action == "publish" and action.code_sha256 is None and mine:
-                    # An S3 or image release this run already made: its hash is only known after upload.
-                    actions[name] = ReleaseAction(
-                        name, "keep", current[name].version, current[name].code_sha256, action.source
-                    )
-            moving = [n for n, a in actions.items() if a.action != "keep"]
-            if moving:
-                raise AirflowFailException(
-                    f"refusing to change {moving} in slot {plan.candidate} ({alias}): it takes live traffic "
-                    f"({plan.describe_split(split)}). Changing code under live traffic is not a release; "
-                    f"roll back first (candidate weight 0), then deploy."
-                )
         for name, action in actions.items():
             self.log.info("Release plan: %s", action.describe(alias, current[name]))
 
@@ -162,6 +150,12 @@ class DeployGreenOperator(StageOperator):
             versions[release.name] = {"version": version, "code_sha256": sha, "reused": reused}
             self.log.info("%s:%s -> version %s (%s)", release.name, alias, version, "reused" if reused else "new")
 
+        try:
+            record_release(service, owner, {n: v["version"] for n, v in versions.items()})
+        except TransitionRefused as err:
+            raise AirflowFailException(
+                f"released into {plan.candidate} (no traffic) but could not record it: {err}"
+            ) from err
         result: dict[str, Any] = {"slot": plan.candidate, "alias": alias, "versions": versions}
         if spec.prewarm_invocations:
             result["prewarm"] = self._prewarm(plan)

@@ -21,9 +21,9 @@ from bluegreen_provider.hooks.lambda_alias import AliasTarget, LambdaReleaseErro
 from bluegreen_provider.hooks.route53 import WeightedRecordError
 from bluegreen_provider.operators.base import StageOperator
 from bluegreen_provider.operators.deploy import ReleaseAction, resolve_release
-from bluegreen_provider.plan import Plan, PlanError
-from bluegreen_provider.records import DeploymentRecords, LockRecord
+from bluegreen_provider.plan import Plan
 from bluegreen_provider.spec import DeploymentSpec, SpecError
+from bluegreen_provider.state import ServiceState, TransitionRefused, acquire
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -53,24 +53,25 @@ def load_spec(spec: Mapping[str, Any] | str) -> DeploymentSpec:
     return DeploymentSpec.from_dict(spec)
 
 
-def dag_run_is_active(lock: LockRecord) -> bool:
-    """Whether the run holding a lock is still queued or running, asked of Airflow.
+def dag_run_is_active(owner: str) -> bool:
+    """Whether the run ``dag_id/run_id`` is still queued or running, asked of Airflow.
 
     A run Airflow does not know (deleted) is not active; if Airflow cannot be asked, assume it is,
-    so a lock is never taken from a live deployment by mistake.
+    so a service is never taken from a live deployment by mistake.
     """
     from airflow.sdk.exceptions import AirflowRuntimeError
     from airflow.sdk.execution_time.task_runner import RuntimeTaskInstance
 
+    dag_id, _, run_id = owner.partition("/")
     try:
-        state = RuntimeTaskInstance.get_dagrun_state(lock.dag_id, lock.run_id)
+        state = RuntimeTaskInstance.get_dagrun_state(dag_id, run_id)
     except AirflowRuntimeError as err:
         if (err.error.detail or {}).get("status_code") == 404:
             return False
-        log.warning("Could not read the state of run %s (%s); treating it as active", lock.owner, err)
+        log.warning("Could not read the state of run %s (%s); treating it as active", owner, err)
         return True
     except Exception as err:
-        log.warning("Could not read the state of run %s (%s); treating it as active", lock.owner, err)
+        log.warning("Could not read the state of run %s (%s); treating it as active", owner, err)
         return True
     return str(getattr(state, "value", state)) in ("queued", "running")
 
@@ -125,10 +126,18 @@ class PlanDeploymentOperator(StageOperator, SkipMixin):
         except LambdaReleaseError as err:
             raise AirflowFailException(f"deployment refused: {err}") from err
 
-        records = DeploymentRecords(self.route53, zone_id, spec)
-        lock = records.lock()
-        live, resumed = self._choose_live(spec, split, lock, owner)
-        candidate = spec.other_slot(live)
+        service = ServiceState(self.route53, zone_id, spec)
+        try:
+            current = service.read()
+            live = self._live_guess(spec, split, current.state, owner)
+            live_versions = {n: a.version for n, a in aliases[live].items() if a is not None}
+            state, warnings = acquire(
+                service, owner, live_versions=live_versions, run_is_active=dag_run_is_active, dry_run=dry_run
+            )
+        except TransitionRefused as err:
+            raise AirflowFailException(f"deployment refused: {err}") from err
+        live, candidate = state.live, state.candidate
+        resumed = any(w.startswith("this run already owns") for w in warnings)
         missing = [name for name, alias in aliases[live].items() if alias is None]
         if missing:
             raise AirflowFailException(
@@ -139,20 +148,13 @@ class PlanDeploymentOperator(StageOperator, SkipMixin):
             actions = {r.name: resolve_release(self.lambdas, r, aliases[candidate][r.name]) for r in spec.functions}
         except LambdaReleaseError as err:
             raise AirflowFailException(f"deployment refused: {err}") from err
-
-        warnings: list[str] = []
-        if resumed:
-            warnings.append(f"this run already owns the lock: resuming with {live} as the live slot")
         alarms_firing = self._alarms_firing(spec, warnings)
-        replaces = self._replaced_retention(records, candidate, warnings)
-        if dry_run:
-            if lock is not None and lock.owner != owner and dag_run_is_active(lock):
-                warnings.append(f"run {lock.owner} holds the deployment lock; a real run would be refused now")
-        else:
-            try:
-                records.acquire(owner, live, is_active=dag_run_is_active)
-            except PlanError as err:
-                raise AirflowFailException(f"deployment refused: {err}") from err
+        retained = current.state.retained if current.state else None
+        replaces = (
+            {"slot": retained.slot, "until": retained.until, "owner": retained.owner}
+            if retained is not None and retained.active() and retained.slot == candidate and not resumed
+            else None
+        )
         for warning in warnings:
             self.log.warning("%s", warning)
 
@@ -164,6 +166,7 @@ class PlanDeploymentOperator(StageOperator, SkipMixin):
             owner=owner,
             split_before=split,
             live_versions={n: a.version for n, a in aliases[live].items() if a is not None},
+            generation=state.generation,
             candidate_versions_before={n: a.version if a else None for n, a in aliases[candidate].items()},
             alarms_firing=alarms_firing,
             replaces_retained=replaces,
@@ -185,27 +188,14 @@ class PlanDeploymentOperator(StageOperator, SkipMixin):
 
     # -- decisions --------------------------------------------------------------------------------
     @staticmethod
-    def _choose_live(
-        spec: DeploymentSpec, split: Mapping[str, int], lock: LockRecord | None, owner: str
-    ) -> tuple[str, bool]:
-        if lock is not None and lock.owner == owner:
-            if lock.live not in spec.slots:
-                raise AirflowFailException(f"deployment refused: the lock names an unknown live slot {lock.live!r}")
-            return lock.live, True
+    def _live_guess(spec: DeploymentSpec, split: Mapping[str, int], state: Any, owner: str) -> str:
+        """The slot whose versions the plan records as live: the state's when this run owns it."""
+        if state is not None and state.owner == owner and state.active:
+            return state.live
         with_traffic = [s.name for s in spec.slots.values() if split[s.set_identifier] > 0]
-        shown = " / ".join(f"{s.name} {split[s.set_identifier]}" for s in spec.slots.values())
         if len(with_traffic) == 1:
-            return with_traffic[0], False
-        if with_traffic:
-            holder = lock.owner if lock else "unknown"
-            raise AirflowFailException(
-                f"deployment refused: split {shown}: a deployment is in progress or held by {holder}; "
-                f"approve it or roll it back first"
-            )
-        raise AirflowFailException(
-            f"deployment refused: split {shown}: no slot is live (Route53 spreads traffic evenly when every "
-            f"weight is 0). Give the slot serving production 100 by hand, then retry"
-        )
+            return with_traffic[0]
+        return state.live if state is not None else next(iter(spec.slots))  # refused by acquire
 
     def _alarms_firing(self, spec: DeploymentSpec, warnings: list[str]) -> list[dict[str, str]]:
         if not spec.alarms:
@@ -223,23 +213,18 @@ class PlanDeploymentOperator(StageOperator, SkipMixin):
         return [{"name": a.name, "state": a.state, "reason": a.reason} for a in firing]
 
     @staticmethod
-    def _replaced_retention(records: DeploymentRecords, candidate: str, warnings: list[str]) -> dict[str, str] | None:
-        retained = records.retention()
-        if retained is None or not retained.active() or retained.slot != candidate:
-            return None
-        warnings.append(
-            f"slot {candidate} still holds the previous release retained by run {retained.owner} until "
-            f"{retained.until} for emergency rollback; this deployment replaces it"
-        )
-        return {"slot": retained.slot, "until": retained.until, "owner": retained.owner}
-
-    @staticmethod
     def _changes(
         plan: Plan, actions: Mapping[str, ReleaseAction], current: Mapping[str, AliasTarget | None]
     ) -> list[dict[str, str]]:
         """Every change the deployment would make, in order, for the dry run's report."""
         spec, live, candidate = plan.spec, plan.live, plan.candidate
-        changes = [{"stage": "plan", "change": f"take the deployment lock of {spec.record_name} (live slot {live})"}]
+        changes = [
+            {
+                "stage": "plan",
+                "change": f"take ownership of {spec.service} in its state record (live slot {live})"
+                + (f"; end the retention of {candidate}" if plan.replaces_retained else ""),
+            }
+        ]
         for name, action in actions.items():
             changes.append({"stage": "deploy_green", "change": action.describe(plan.candidate_alias, current[name])})
         if spec.prewarm_invocations:
@@ -275,7 +260,7 @@ class PlanDeploymentOperator(StageOperator, SkipMixin):
                         f"(on timeout: {spec.approval_timeout_policy})",
                     }
                 )
-                changes.append({"stage": "shift_100", "change": f"set Route53 weights {weights}; release the lock"})
+                changes.append({"stage": "shift_100", "change": f"set Route53 weights {weights}; record the promotion"})
                 changes.append(
                     {
                         "stage": "shift_100",

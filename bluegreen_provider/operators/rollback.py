@@ -1,18 +1,17 @@
-"""The rollback task: runs when any stage failed, restores the live slot, and fails the run on purpose."""
+"""The rollback task (the run's teardown: it runs however the run ends) and the emergency-rollback task."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from airflow.sdk import TriggerRule
 from airflow.sdk.exceptions import AirflowFailException
 
 from bluegreen_provider.operators.base import StageOperator
 from bluegreen_provider.plan import Plan, PlanError
-from bluegreen_provider.records import DeploymentRecords
-from bluegreen_provider.rollback import RollbackRefused, describe_split, manual_rollback, restore_live
+from bluegreen_provider.rollback import describe_split, emergency_rollback, outcome_summary
 from bluegreen_provider.spec import DeploymentSpec, SpecError
+from bluegreen_provider.state import NothingToDo, StateError, TransitionRefused, rollback
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -30,120 +29,110 @@ def failed_task_ids(context: Context) -> list[str]:
     return sorted(t for t, s in states.get(dag_run.run_id, {}).items() if s == "failed")
 
 
-def shifted_task_ids(context: Context) -> list[str]:
-    """Traffic-shift tasks of this run that ran (succeeded or failed), i.e. traffic may have moved."""
-    from airflow.sdk.execution_time.task_runner import RuntimeTaskInstance
-
-    from bluegreen_provider.operators.traffic import ShiftWeightOperator
-
-    dag_run = context["dag_run"]
-    dag = context.get("dag")
-    try:
-        states = RuntimeTaskInstance.get_task_states(dag_run.dag_id, run_ids=[dag_run.run_id])
-    except Exception:
-        return []
-    ran = {t for t, s in states.get(dag_run.run_id, {}).items() if s in ("success", "failed")}
-    if dag is not None:
-        shifts = {t.task_id for t in dag.tasks if isinstance(t, ShiftWeightOperator) and t.candidate_pct > 0}
-    else:
-        shifts = {t for t in ran if t.startswith("shift_")}
-    return sorted(ran & shifts)
-
-
 class RollbackOperator(StageOperator):
     """
-    Restore all traffic to the slot that was live before this deployment, then fail the run.
+    Make sure this run's traffic is back on its live slot, however the run ended.
 
-    Runs when any upstream stage failed (``trigger_rule=one_failed``). It raises
-    ``AirflowFailException`` even after a clean rollback: a leaf that succeeds would mark the DAG run
-    successful, and a rolled-back deployment must never look like one. The message says which
-    stage failed and what the split is now. If Route53 is not INSYNC at once, it waits on the
-    triggerer.
+    Declared as the run's teardown, so it runs when a stage failed, when a person marks the run
+    failed (Airflow runs no callbacks then, but still runs teardowns), and after a success, where it
+    finds nothing to do. It succeeds when it restored traffic or found nothing to restore and fails
+    only when it could not; the run itself still ends failed after any rollback (a failed stage's
+    downstream tasks fail it). A held run keeps its split. Waits for INSYNC on the triggerer and reads
+    the split back.
 
+    :param hold_task_id: the task that ends a held run; a run whose only failure is that task keeps its split.
     :param poll_interval: seconds between Route53 ``GetChange`` polls while deferred.
     """
 
     template_fields: Sequence[str] = (*StageOperator.template_fields,)
     ui_color = "#ffcdd2"
 
-    def __init__(self, *, poll_interval: float = 5, **kwargs: Any) -> None:
-        kwargs.setdefault("trigger_rule", TriggerRule.ONE_FAILED)
+    def __init__(self, *, hold_task_id: str = "hold", poll_interval: float = 5, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         if isinstance(poll_interval, bool) or not isinstance(poll_interval, int | float) or poll_interval <= 0:
             raise ValueError(f"poll_interval must be a positive number of seconds, got {poll_interval!r}")
+        self.hold_task_id = hold_task_id
         self.poll_interval = poll_interval
 
-    def execute(self, context: Context) -> None:
+    def execute(self, context: Context) -> dict[str, Any]:
         failed = failed_task_ids(context)
         try:
             plan = Plan.from_dict(context["ti"].xcom_pull(task_ids=self.plan_task_id))
-        except PlanError as err:
-            raise AirflowFailException(
-                f"deployment refused before any change: the plan did not complete ({err}). "
-                f"Failed: {', '.join(failed) or 'see the plan task'}. Traffic was not touched."
-            ) from err
+        except PlanError:
+            self.log.info("The plan did not complete; traffic was not touched. Failed: %s", failed or "none")
+            return {"action": "nothing", "reason": "the plan did not complete; traffic was not touched"}
         owner = self.run_owner(context)
-        reason = f"rollback task after {', '.join(failed) or 'a failed stage'}"
+        others = [t for t in failed if t != self.hold_task_id]
+        reason = f"rollback task after {', '.join(others) or 'the run ended unfinished'}"
         try:
-            result = restore_live(self.route53, plan, reason=reason, owner=owner, wait=False)
-        except RollbackRefused as err:
-            raise AirflowFailException(f"{err}. Failed: {', '.join(failed) or 'unknown'}.") from err
-        if not result["insync"]:
+            outcome = rollback(self.service_state(plan), owner, reason, include_held=bool(others) or not failed)
+        except NothingToDo as err:
+            return self._verify(context, plan, {"action": "nothing", "reason": str(err)}, failed)
+        except (TransitionRefused, StateError) as err:
+            raise AirflowFailException(f"ROLLBACK NOT DONE: {err}. Failed: {', '.join(failed) or 'none'}.") from err
+        result = {"action": "rolled_back", **outcome_summary(outcome)}
+        self.log.error(
+            "ROLLED BACK %s: %s -> %s (%s)",
+            plan.spec.record_name,
+            describe_split(plan.spec, outcome.before.split),
+            describe_split(plan.spec, outcome.state.split),
+            reason,
+        )
+        if self.route53.get_change_status(outcome.change_id) != "INSYNC":
             self.defer_until_insync(
-                result["change_id"],
+                outcome.change_id,
                 timeout_seconds=plan.spec.insync_timeout_seconds,
                 poll_interval=self.poll_interval,
-                kwargs={"first": result, "failed": failed},
+                kwargs={"result": result, "failed": failed},
             )
-        self._conclude(context, plan, result, failed)
+        return self._verify(context, plan, result, failed)
 
     def execute_complete(
         self,
         context: Context,
         event: Mapping[str, Any] | None = None,
-        first: Mapping[str, Any] | None = None,
+        result: Mapping[str, Any] | None = None,
         failed: list[str] | None = None,
-    ) -> None:
+    ) -> dict[str, Any]:
         plan = self.load_plan(context)
+        result = dict(result or {})
         if not event or event.get("status") != "success":
             raise AirflowFailException(
-                f"rollback submitted ({describe_split(plan.spec, (first or {}).get('split_after', {}))}) but "
-                f"Route53 did not confirm INSYNC: {(event or {}).get('message', 'no event')}. Clear this task "
-                f"to re-check; name servers may still answer with the old split."
+                f"rollback submitted ({describe_split(plan.spec, result.get('split_after', {}))}) but Route53 did "
+                f"not confirm INSYNC: {(event or {}).get('message', 'no event')}. Clear this task to re-check; "
+                f"name servers may still answer with the old split."
             )
-        self._conclude(context, plan, dict(first or {}), failed or [])
+        return self._verify(context, plan, result, failed or [])
 
-    def _conclude(self, context: Context, plan: Plan, first: Mapping[str, Any], failed: list[str]) -> None:
-        # A second pass changes nothing, verifies the read-back and releases the lock now INSYNC.
-        stages = ", ".join(failed) or "an upstream stage"
-        try:
-            final = restore_live(self.route53, plan, reason="rollback confirmed", owner=self.run_owner(context))
-        except RollbackRefused as err:
-            raise AirflowFailException(f"{err}. Failed: {stages}.") from err
-        spec = plan.spec
-        now = describe_split(spec, final["split_after"])
-        if first.get("changed"):
+    def _verify(self, context: Context, plan: Plan, result: dict[str, Any], failed: list[str]) -> dict[str, Any]:
+        """The split read back must be what the state record declares; say what happened."""
+        snap = self.service_state(plan).read()
+        state = snap.state
+        if state is not None and state.owner == self.run_owner(context) and snap.split != state.split:
             raise AirflowFailException(
-                f"ROLLED BACK after {stages} failed: traffic restored to {plan.live} "
-                f"({describe_split(spec, first['split_before'])} -> {now})."
+                f"ROLLBACK NOT CONFIRMED: Route53 reads {describe_split(plan.spec, snap.split)} but the state "
+                f"declares {describe_split(plan.spec, state.split)}; someone is changing {plan.spec.record_name}"
             )
-        shifted = shifted_task_ids(context)
-        if shifted:
-            raise AirflowFailException(
-                f"ROLLED BACK after {stages} failed: traffic had moved ({', '.join(shifted)}) and is on "
-                f"{plan.live} again ({now}); the failing stage's callback restored it (see its log)."
+        result["split_now"] = snap.split
+        stages = ", ".join(failed) or "none"
+        if result.get("action") == "rolled_back":
+            self.log.warning(
+                "Traffic restored to %s (%s). Failed stages: %s.",
+                result.get("live"),
+                describe_split(plan.spec, snap.split),
+                stages,
             )
-        raise AirflowFailException(f"{stages} failed; traffic was never shifted; nothing to roll back ({now}).")
+        else:
+            self.log.info("Nothing to restore: %s. Failed stages: %s.", result.get("reason"), stages)
+        return result
 
 
 class ManualRollbackOperator(StageOperator):
     """
     The emergency button: undo the deployment in progress, or the promotion still within retention.
 
-    Mid-deployment the locked run's live slot gets 100 % and the lock is released; after a promotion
-    the retained slot gets 100 % and the retention record is cleared (see
-    :func:`bluegreen_provider.rollback.manual_rollback`). Fails, changing nothing, when there is
-    nothing to roll back to. Waits for INSYNC on the triggerer.
+    See :func:`bluegreen_provider.state.abort`. Fails, changing nothing, when there is nothing safe to
+    roll back to; a second press changes nothing. Waits for INSYNC on the triggerer.
 
     :param spec: the service's deployment spec, as a mapping or JSON text.
     :param poll_interval: seconds between Route53 ``GetChange`` polls while deferred.
@@ -169,18 +158,21 @@ class ManualRollbackOperator(StageOperator):
 
     def execute(self, context: Context) -> dict[str, Any]:
         spec = self._spec()
-        reason = f"manual rollback ({self.run_owner(context)})"
         try:
-            result = manual_rollback(self.route53, spec, reason=reason, wait=False)
-        except RollbackRefused as err:
+            outcome = emergency_rollback(
+                self.route53, self.lambdas, spec, by=self.run_owner(context), reason="manual rollback"
+            )
+        except TransitionRefused as err:
             raise AirflowFailException(str(err)) from err
-        if not result["insync"]:
+        result = outcome_summary(outcome)
+        if self.route53.get_change_status(outcome.change_id) != "INSYNC":
             self.defer_until_insync(
-                result["change_id"],
+                outcome.change_id,
                 timeout_seconds=spec.insync_timeout_seconds,
                 poll_interval=self.poll_interval,
                 kwargs={"result": result},
             )
+        result["insync"] = True
         return result
 
     def execute_complete(
@@ -201,7 +193,5 @@ class ManualRollbackOperator(StageOperator):
                 f"rollback reached INSYNC but Route53 now reads {describe_split(spec, split)}, expected "
                 f"{describe_split(spec, result.get('split_after', {}))}; someone else changed it meanwhile"
             )
-        if result.get("action") == "restored_live":
-            result["lock_released"] = DeploymentRecords(self.route53, zone_id, spec).release(result["owner"])
         result["insync"] = True
         return result

@@ -3,53 +3,19 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
 from bluegreen_provider.hooks.cloudwatch import UnknownAlarmError
-from bluegreen_provider.hooks.route53 import WeightedRecordError
 from bluegreen_provider.operators.base import StageOperator
 from bluegreen_provider.plan import Plan
+from bluegreen_provider.state import StateError, TransitionRefused, shift
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
-    from bluegreen_provider.records import DeploymentRecords, LockRecord
-
 MARKED_SUCCESS = {"via": "marked success in the UI (no response recorded)"}
-
-
-def hold_lock(records: DeploymentRecords, plan: Plan, owner: str) -> LockRecord:
-    """Make sure this run owns the service's traffic before it changes anything.
-
-    A free lock is taken back (a cleared task re-running after promotion or rollback released it),
-    unless a newer deployment has promoted since this run planned (a retention record this run did
-    not know of): then this run's plan is stale.
-    """
-    aborted_at = records.aborted(owner)
-    if aborted_at:
-        raise AirflowFailException(
-            f"this deployment ({owner}) was rolled back by hand at {aborted_at}; it will not move traffic "
-            f"again. Start a new deployment run."
-        )
-    lock = records.lock()
-    if lock is not None and lock.owner == owner:
-        return lock
-    if lock is not None:
-        raise AirflowFailException(
-            f"run {lock.run_id} of DAG {lock.dag_id} owns this service's traffic now (since {lock.since}); "
-            f"this run ({owner}) must not change it. Traffic is left as it is."
-        )
-    retained = records.retention()
-    known = (plan.replaces_retained or {}).get("owner")
-    if retained is not None and retained.owner not in (owner, known) and retained.active():
-        raise AirflowFailException(
-            f"a newer deployment ({retained.owner}) promoted after this run planned; "
-            f"this run's plan is stale. Start a new deployment instead of re-running this one."
-        )
-    return records.acquire(owner, plan.live, is_active=lambda _: True)
 
 
 class ShiftWeightOperator(StageOperator):
@@ -58,7 +24,8 @@ class ShiftWeightOperator(StageOperator):
 
     Reads its truth back from Route53: a step already in place is a no-op, and the split read after
     the change must equal the target. Waits for INSYNC on the triggerer, not a worker. At 100 %
-    (promotion) it records the old slot as retained for emergency rollback and releases the lock.
+    (promotion) the state records the old slot as retained for emergency rollback. Every change is
+    one compare-and-swap transition of the service's state (:func:`bluegreen_provider.state.shift`).
 
     :param candidate_pct: the candidate's share in percent, 0..100.
     :param approval_task_id: task whose XCom holds the approval decision (promotion steps); a
@@ -94,32 +61,45 @@ class ShiftWeightOperator(StageOperator):
     def execute(self, context: Context) -> dict[str, Any]:
         plan = self.load_plan(context)
         owner = self.run_owner(context)
-        hold_lock(self.records(plan), plan, owner)
         approval = self._approval(context, plan)
         split = self.read_split(plan)
         if self.check_alarms and self.candidate_pct > plan.candidate_pct(split):
             self._refuse_new_alarms(plan, split)
 
         context["ti"].xcom_push(key="previous_split", value=split)
-        weights = plan.weights_for(self.candidate_pct)
-        comment = (f"bluegreen {plan.spec.service}: {plan.describe_split(weights)} ({self.task_id}, {owner})")[:256]
         try:
-            change_id = self.route53.set_split(
-                plan.zone_id, plan.spec.record_name, plan.spec.record_type, weights, comment=comment
+            outcome = shift(
+                self.service_state(plan),
+                owner,
+                self.candidate_pct,
+                previous_pct=self._previous_pct(context, plan),
+                serving=self.candidate_serving(plan),
+                retention_seconds=plan.spec.retention_seconds,
             )
-        except WeightedRecordError as err:
-            raise AirflowFailException(f"{self.task_id}: Route53 refused the split: {err}") from err
-        if change_id is None:
-            self.log.info("Split already %s; nothing to change", plan.describe_split(weights))
-        elif self.route53.get_change_status(change_id) != "INSYNC":
-            self.log.info("Submitted %s as change %s; waiting for INSYNC on the triggerer", weights, change_id)
+        except (TransitionRefused, StateError) as err:
+            raise AirflowFailException(f"{self.task_id}: {err}") from err
+        if outcome is None:
+            self.log.info(
+                "Split already %s; nothing to change", plan.describe_split(plan.weights_for(self.candidate_pct))
+            )
+        elif self.route53.get_change_status(outcome.change_id) != "INSYNC":
+            self.log.info(
+                "Submitted %s as change %s; waiting for INSYNC on the triggerer",
+                plan.describe_split(outcome.state.split),
+                outcome.change_id,
+            )
             self.defer_until_insync(
-                change_id,
+                outcome.change_id,
                 timeout_seconds=plan.spec.insync_timeout_seconds,
                 poll_interval=self.poll_interval,
                 kwargs={"previous_split": split, "approval": approval},
             )
         return self._finish(context, plan, owner, split, approval)
+
+    def _previous_pct(self, context: Context, plan: Plan) -> int:
+        """The declared step before this one in the DAG's traffic steps (0 before the first)."""
+        weights = [s.weight for s in plan.spec.steps if s.weight < self.candidate_pct]
+        return max(weights, default=0)
 
     def execute_complete(
         self,
@@ -195,24 +175,15 @@ class ShiftWeightOperator(StageOperator):
             "approval": dict(approval) if approval is not None else None,
         }
         if self.candidate_pct == 100:
-            result["retain_until"] = self._promote(plan, owner)
+            state = self.service_state(plan).state()
+            retained = state.retained if state is not None and state.owner == owner else None
+            result["retain_until"] = retained.until if retained else None
+            self.log.info(
+                "Promoted %s. %s",
+                plan.candidate,
+                f"Slot {retained.slot} keeps the previous release until {retained.until} for emergency rollback."
+                if retained
+                else "Nothing is retained.",
+            )
         self.log.info("Traffic now %s", plan.describe_split(split))
         return result
-
-    def _promote(self, plan: Plan, owner: str) -> str:
-        """Record the old slot as retained (not extended on a re-run) and release the lock."""
-        records = self.records(plan)
-        current = records.retention()
-        if current is not None and current.owner == owner and current.slot == plan.live:
-            retained = current
-        else:
-            until = datetime.now(UTC) + timedelta(seconds=plan.spec.retention_seconds)
-            retained = records.retain(plan.live, until, owner)
-        records.release(owner)
-        self.log.info(
-            "Promoted %s. Slot %s keeps the previous release until %s for emergency rollback.",
-            plan.candidate,
-            plan.live,
-            retained.until,
-        )
-        return retained.until

@@ -20,6 +20,7 @@ from airflow.sdk import BaseNotifier, SkipMixin, TriggerRule
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
 from bluegreen_provider.operators.base import PLAN_TASK_ID, StageMixin, StageOperator
+from bluegreen_provider.state import TransitionRefused, hold
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -399,10 +400,12 @@ class HoldOperator(StageOperator):
         try:
             split = self.read_split(plan)
             where = plan.describe_split(split)
-            lock = self.records(plan).lock()
+            state = hold(self.service_state(plan), self.run_owner(context), f"held: {why}")
+            owner = f" {service} is {state.phase} by {state.owner} (generation {state.generation})."
+        except TransitionRefused as err:
+            owner = f" Not recorded as held: {err}."
         except Exception as err:  # the reason must reach the on-call engineer even if AWS does not answer
-            where, lock = f"an unknown split (Route53 could not be read: {err})", None
-        owner = f" The deployment lock on {service} is held by {lock.owner}." if lock else ""
+            where, owner = f"an unknown split (Route53 could not be read: {err})", ""
         return (
             f"HELD at {where}: {why}. Traffic stays split. To promote: clear '{self.approval_task_id}' "
             f"with its downstream tasks and approve; to roll back: {rollback_hint(service)}.{owner}"
