@@ -1,0 +1,78 @@
+"""A moto zone with the weighted record ``api.example.com`` (blue 100 / green 0) and its spec."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from bluegreen_provider.hooks.route53 import Route53Hook
+from bluegreen_provider.spec import DeploymentSpec
+from bluegreen_provider.state import DeploymentState, ServiceState, decode_txt
+
+RECORD = "api.example.com"
+FUNCTIONS = ("orders", "gallery")
+
+
+class Zone:
+    """The zone read back with plain boto3 (never through the code under test)."""
+
+    def __init__(self) -> None:
+        self.client = boto3.client("route53", region_name="us-east-1")
+        self.zone_id = self.client.create_hosted_zone(Name="example.com", CallerReference="state")["HostedZone"][
+            "Id"
+        ].split("/")[-1]
+        self.client.change_resource_record_sets(
+            HostedZoneId=self.zone_id,
+            ChangeBatch={"Changes": [self.weighted("blue", 100), self.weighted("green", 0)]},
+        )
+        self.spec = DeploymentSpec.from_dict(
+            {
+                "service": "orders-api",
+                "hosted_zone": "example.com",
+                "record_name": RECORD,
+                "functions": [{"name": fn, "version": "1"} for fn in FUNCTIONS],
+            }
+        )
+
+    @staticmethod
+    def weighted(colour: str, weight: int) -> dict[str, Any]:
+        return {
+            "Action": "CREATE",
+            "ResourceRecordSet": {
+                "Name": RECORD,
+                "Type": "A",
+                "SetIdentifier": colour,
+                "Weight": weight,
+                "AliasTarget": {
+                    "HostedZoneId": "Z1UJRXOUMOOFQ8",
+                    "DNSName": f"d-{colour}.execute-api.us-east-1.amazonaws.com",
+                    "EvaluateTargetHealth": False,
+                },
+            },
+        }
+
+    def service(self) -> ServiceState:
+        """A fresh hook and service per actor, as separate Airflow tasks would have."""
+        return ServiceState(Route53Hook(aws_conn_id=None), self.zone_id, self.spec)
+
+    def records(self) -> list[dict[str, Any]]:
+        return self.client.list_resource_record_sets(HostedZoneId=self.zone_id)["ResourceRecordSets"]
+
+    def split(self) -> dict[str, int]:
+        return {r["SetIdentifier"]: int(r["Weight"]) for r in self.records() if "SetIdentifier" in r}
+
+    def state(self) -> DeploymentState | None:
+        txt = [r for r in self.records() if r["Type"] == "TXT" and r["Name"].startswith("_bluegreen.")]
+        if not txt:
+            return None
+        return DeploymentState.from_json(decode_txt(" ".join(v["Value"] for v in txt[0]["ResourceRecords"])))
+
+
+@pytest.fixture
+def zone() -> Iterator[Zone]:
+    with mock_aws():
+        yield Zone()
