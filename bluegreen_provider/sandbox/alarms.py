@@ -4,6 +4,11 @@ After each flush the evaluator reads each seeded alarm's own definition (metric,
 threshold, comparison, missing-data treatment), asks moto for that metric over the alarm's window and
 sets the state CloudWatch would reach. An alarm forced by hand (``force``) keeps its forced state until
 ``release``, so a test or a demo can trip a rollback without producing errors.
+
+Metrics are read with ``GetMetricData``, which (like CloudWatch) matches the alarm's dimension set
+exactly. With lagged metrics (``lookback_seconds``, the ``aws`` profile) the evaluator looks back over
+an evaluation range longer than the alarm's window and judges the latest ``EvaluationPeriods``
+datapoints that have been published, as CloudWatch does when recent data is late.
 """
 
 from __future__ import annotations
@@ -37,10 +42,18 @@ class UnknownAlarmError(KeyError):
 class AlarmEvaluator:
     """Keeps the seeded alarms' states in line with the published metrics, except forced ones."""
 
-    def __init__(self, clients: Clients, alarm_names: tuple[str, ...], clock: Callable[[], float] = time.time):
+    def __init__(
+        self,
+        clients: Clients,
+        alarm_names: tuple[str, ...],
+        clock: Callable[[], float] = time.time,
+        *,
+        lookback_seconds: float = 0.0,
+    ):
         self._clients = clients
         self._names = alarm_names
         self._clock = clock
+        self._lookback = lookback_seconds
         # Held across read-evaluate-set so a force cannot be overwritten by an evaluation in flight.
         self._lock = threading.RLock()
         self._forced: dict[str, str] = {}
@@ -95,24 +108,47 @@ class AlarmEvaluator:
                 result[name] = state or alarm["StateValue"]
         return result
 
+    def datapoints(self, alarm: dict[str, Any], period: int, periods: int, statistic: str) -> list[float]:
+        """The values the alarm is judged on, oldest first (exact dimension match)."""
+        now = self._clock()
+        if self._lookback > 0:
+            # Period-aligned windows reaching back over the publication lag; the latest published win.
+            end_s = math.ceil(now / period) * period
+            span = period * (periods + math.ceil(self._lookback / period) + 1)
+        else:
+            end_s = math.floor(now) + 1
+            span = period * periods
+        end = datetime.fromtimestamp(end_s, tz=UTC)
+        start = end - timedelta(seconds=span)
+        result = self._clients("cloudwatch").get_metric_data(
+            MetricDataQueries=[
+                {
+                    "Id": "m",
+                    "MetricStat": {
+                        "Metric": {
+                            "Namespace": alarm["Namespace"],
+                            "MetricName": alarm["MetricName"],
+                            "Dimensions": alarm.get("Dimensions", []),
+                        },
+                        "Period": period,
+                        "Stat": statistic,
+                    },
+                }
+            ],
+            StartTime=start,
+            EndTime=end,
+            ScanBy="TimestampAscending",
+        )["MetricDataResults"][0]
+        points = sorted(zip(result["Timestamps"], result["Values"], strict=True))
+        return [float(v) for _, v in points][-periods:]
+
     def _decide(self, alarm: dict[str, Any]) -> tuple[str | None, str, dict[str, Any]]:
         """The state CloudWatch would set, or None when missing data is to be ignored."""
         period = int(alarm["Period"])
         periods = int(alarm["EvaluationPeriods"])
         needed = int(alarm.get("DatapointsToAlarm") or periods)
         statistic = alarm["Statistic"]
-        end = datetime.fromtimestamp(math.floor(self._clock()) + 1, tz=UTC)
-        start = end - timedelta(seconds=period * periods)
-        points = self._clients("cloudwatch").get_metric_statistics(
-            Namespace=alarm["Namespace"],
-            MetricName=alarm["MetricName"],
-            Dimensions=alarm.get("Dimensions", []),
-            StartTime=start,
-            EndTime=end,
-            Period=period,
-            Statistics=[statistic],
-        )["Datapoints"]
-        values = [float(p[statistic]) for p in sorted(points, key=lambda p: p["Timestamp"])]
+        values = self.datapoints(alarm, period, periods, statistic)
         compare, words = _COMPARISONS[alarm["ComparisonOperator"]]
         threshold = float(alarm["Threshold"])
         data = {"period": period, "statistic": statistic, "threshold": threshold, "recentDatapoints": values}

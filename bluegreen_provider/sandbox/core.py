@@ -5,6 +5,10 @@ blue/green aliases, alarms), a traffic simulator that runs the deployed releases
 HTTP server for per-slot health checks and status. The deployment DAG only ever sees ordinary AWS
 APIs at ``endpoint_url``.
 
+How AWS-like it is comes from its :class:`~bluegreen_provider.sandbox.profile.SandboxProfile`:
+``Sandbox(profile="aws", propagation_seconds=3, ...)`` takes a named profile and overrides any of its
+numbers. The default ``fast`` profile behaves as the sandbox always has.
+
 moto's state is process-global: run one Sandbox per process at a time.
 """
 
@@ -16,18 +20,22 @@ import shutil
 import tempfile
 import threading
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from bluegreen_provider.sandbox import metrics, world
+from bluegreen_provider.sandbox import metrics, route53_rules, throttling, world
 from bluegreen_provider.sandbox.alarms import AlarmEvaluator
 from bluegreen_provider.sandbox.clients import ACCESS_KEY, REGION, SECRET_KEY, Clients
+from bluegreen_provider.sandbox.dns import ResolverPopulation, weights_of
 from bluegreen_provider.sandbox.health import HealthServer
-from bluegreen_provider.sandbox.metrics import Bucket, TrafficCounters
+from bluegreen_provider.sandbox.health_checkers import CheckSpec, HealthCheckers, moto_checks, report
+from bluegreen_provider.sandbox.metrics import Bucket, PeriodAggregator, TrafficCounters
 from bluegreen_provider.sandbox.motoserver import MotoServer
+from bluegreen_provider.sandbox.profile import SandboxProfile, resolve_profile
 from bluegreen_provider.sandbox.releases import ReleaseCatalog
 from bluegreen_provider.sandbox.routing import Router, RouteResolutionError
 from bluegreen_provider.sandbox.runtime import invoke
@@ -53,12 +61,16 @@ class Sandbox:
         flush_seconds: float = 10.0,
         seed: int = 7,
         state_dir: Path | None = None,
+        profile: str | SandboxProfile = "fast",
+        **overrides: Any,
     ) -> None:
+        self.profile = resolve_profile(profile, **overrides)
         self._own_state_dir = state_dir is None
         self.state_dir = Path(state_dir) if state_dir is not None else Path(tempfile.mkdtemp(prefix="bluegreen-"))
         self.flush_seconds = flush_seconds
         self.seed = seed
-        self.alarm_period = world.alarm_period(flush_seconds)
+        period = self.profile.metrics_period_seconds
+        self.alarm_period = int(period) if period else world.alarm_period(flush_seconds)
         self._initial_rate = rate_per_second
         self.catalog = ReleaseCatalog()
         self._moto = MotoServer(host=host, port=port)
@@ -67,6 +79,9 @@ class Sandbox:
         self._router: Router | None = None
         self._evaluator: AlarmEvaluator | None = None
         self._simulator: TrafficSimulator | None = None
+        self._resolvers: ResolverPopulation | None = None
+        self._checkers: HealthCheckers | None = None
+        self._previous_propagation = route53_rules.SETTINGS.propagation_seconds
         self._counters = TrafficCounters(time.time())
         self._flushes = 0
         self._flushed = threading.Condition()
@@ -81,15 +96,53 @@ class Sandbox:
             self._moto.start()
             self.endpoint_url = self._moto.url
             self._clients = Clients(self.endpoint_url)
+            profile = self.profile
+            self._previous_propagation = route53_rules.SETTINGS.propagation_seconds
+            route53_rules.configure(propagation_seconds=0)  # the seeded world is INSYNC from the start
             seeded = world.seed(
-                self._clients, self.catalog, rate_per_second=self._initial_rate, flush_seconds=self.flush_seconds
+                self._clients,
+                self.catalog,
+                rate_per_second=self._initial_rate,
+                flush_seconds=self.flush_seconds,
+                alarm_period_seconds=self.alarm_period,
+            )
+            route53_rules.configure(propagation_seconds=profile.propagation_seconds)
+            throttling.LIMITS.configure(
+                enabled=profile.throttling,
+                burst=profile.throttle_burst,
+                rate_per_second=profile.throttle_rate_per_second,
+                prior_request_seconds=profile.prior_request_seconds,
             )
             self.hosted_zone_id = seeded.hosted_zone_id
             self._router = Router(self._clients, self.hosted_zone_id, world.FUNCTIONS)
-            self._evaluator = AlarmEvaluator(self._clients, world.ALARM_NAMES)
-            self._counters = TrafficCounters(time.time())
+            self._evaluator = AlarmEvaluator(
+                self._clients, world.ALARM_NAMES, lookback_seconds=profile.metrics_lag_seconds
+            )
+            aggregator = (
+                PeriodAggregator(self.alarm_period, profile.metrics_lag_seconds)
+                if profile.metrics_period_seconds
+                else None
+            )
+            self._counters = TrafficCounters(time.time(), aggregator=aggregator)
+            if profile.health_checkers:
+                self._checkers = HealthCheckers(
+                    self._probe_check,
+                    moto_checks,
+                    checkers=profile.health_checkers,
+                    interval_scale=profile.health_check_interval_scale,
+                    healthy_fraction=profile.health_check_healthy_fraction,
+                )
+            self._resolvers = ResolverPopulation(
+                self.hosted_zone_id,
+                clients=profile.dns_clients,
+                ttl_seconds=profile.dns_ttl_seconds,
+                seed=self.seed,
+                fallback=self._router.weights,
+                is_healthy=self._check_healthy if self._checkers else None,
+            )
             self._simulator = TrafficSimulator(
                 self._router,
+                self._resolvers,
                 self.catalog,
                 self._counters,
                 rate_per_second=self._initial_rate,
@@ -99,6 +152,8 @@ class Sandbox:
             )
             self._http.start()
             self.http_url = self._http.url
+            if self._checkers is not None:
+                self._checkers.start()
             self._simulator.start()
         except BaseException:
             self.stop()
@@ -111,8 +166,13 @@ class Sandbox:
         if self._simulator is not None:
             self._simulator.stop()
             self._simulator = None
+        if self._checkers is not None:
+            self._checkers.stop()
+            self._checkers = None
         self._http.stop()
         self._moto.stop()
+        throttling.LIMITS.configure(enabled=False)
+        route53_rules.configure(propagation_seconds=self._previous_propagation)
         if self._own_state_dir:
             shutil.rmtree(self.state_dir, ignore_errors=True)
 
@@ -161,8 +221,44 @@ class Sandbox:
         return self._counters.snapshot()
 
     def weights(self) -> dict[str, int]:
-        """Current Route53 weights of api.lego-mocs.com, read fresh."""
+        """Current Route53 weights of api.lego-mocs.com (the latest committed change; no API call, so
+        the sandbox's own reads never spend the account's Route53 request quota)."""
+        changes = route53_rules.CHANGES.zone(self.hosted_zone_id) if self.hosted_zone_id else []
+        if changes:
+            return weights_of(changes[-1].record_sets)
         return self._require(self._router).read_weights()
+
+    def route53_changes(self) -> list[dict[str, Any]]:
+        """Every committed change to the zone: id, submitted/INSYNC times (epoch s) and the weights after it."""
+        return [
+            {
+                "change_id": c.change_id,
+                "submitted_at": c.submitted_at,
+                "insync_at": c.insync_at,
+                "comment": c.comment,
+                "weights": weights_of(c.record_sets),
+            }
+            for c in route53_rules.CHANGES.zone(self.hosted_zone_id)
+        ]
+
+    def served(self, since: float | None = None) -> list[dict[str, Any]]:
+        """Per wall-clock second, the requests and failures each slot served (see :class:`ServedSeries`)."""
+        return self._counters.served.series(since)
+
+    def last_request_at(self, slot: str) -> float | None:
+        """Epoch time of the last request that reached ``slot`` (None: never)."""
+        return self._counters.served.last_request_at(slot)
+
+    def share_of_resolvers_on_latest_change(self) -> float:
+        return self._require(self._resolvers).share_seeing_latest()
+
+    def health_check_status(self, check_id: str) -> dict[str, Any] | None:
+        """A Route53 health check's status as the checkers decide it (None: not known to them yet)."""
+        return self._checkers.status(check_id) if self._checkers else None
+
+    def fail_checker_region(self, region: str, failing: bool = True) -> None:
+        """Make one health-checker region's probes time out (or recover)."""
+        self._require(self._checkers).fail_region(region, failing)
 
     def alarm_states(self) -> dict[str, str]:
         return self._require(self._evaluator).states()
@@ -181,6 +277,18 @@ class Sandbox:
             "alarms": evaluator.states(),
             "forced_alarms": evaluator.forced,
             "releases": self.catalog.shas(),
+            "profile": self.profile.as_dict(),
+            "route53_changes": self.route53_changes()[-5:],
+            "resolvers_on_latest_change": self.share_of_resolvers_on_latest_change(),
+            "served_last": self._counters.served.summary(),
+            "served_per_second": self.served(time.time() - 60),
+            "health_checks": self._checkers.statuses() if self._checkers else {},
+            "failing_checker_regions": self._checkers.failing_regions if self._checkers else [],
+            "throttling": {
+                "enabled": throttling.LIMITS.enabled,
+                "throttled": throttling.LIMITS.throttled,
+                "prior_request_not_complete": throttling.LIMITS.refused_prior,
+            },
         }
 
     def health(self, slot: str) -> tuple[int, str]:
@@ -232,11 +340,45 @@ class Sandbox:
     # internals -----------------------------------------------------------------------------------
 
     def _flush(self, bucket: Bucket) -> None:
-        metrics.publish(self.clients(), bucket)
+        aggregator = self._counters.aggregator
+        if aggregator is None:
+            metrics.publish(self.clients(), bucket)
+        else:
+            resolution = 60 if aggregator.period >= 60 else 1
+            for due in aggregator.due(time.time()):
+                metrics.publish(self.clients(), due, resolution=resolution)
+        if self._checkers is not None:
+            self._publish_check_metrics()
         self._require(self._evaluator).evaluate()
         with self._flushed:
             self._flushes += 1
             self._flushed.notify_all()
+
+    def _probe_check(self, spec: CheckSpec, region: str) -> tuple[bool, str]:
+        """One checker's probe: the slot whose API host the check names, through its health endpoint."""
+        slot = next((s for s in world.SLOTS if world.slot_dns_name(s) == spec.fqdn), None)
+        if slot is None:
+            return False, f"Failure: DNS resolution of {spec.fqdn} failed"
+        status, _ = self.health(slot)
+        return report(status)
+
+    def _check_healthy(self, check_id: str) -> bool:
+        status = self._checkers.status(check_id) if self._checkers else None
+        return True if status is None else bool(status["healthy"])
+
+    def _publish_check_metrics(self) -> None:
+        """AWS/Route53 HealthCheckStatus and HealthCheckPercentageHealthy, as Route53 publishes them."""
+        now = datetime.fromtimestamp(int(time.time()), UTC)
+        data = []
+        for check_id, status in self._require(self._checkers).statuses().items():
+            dims = [{"Name": "HealthCheckId", "Value": check_id}]
+            share = 100.0 * status["healthy_checkers"] / max(1, status["checkers"])
+            data.append({"MetricName": "HealthCheckStatus", "Dimensions": dims, "Timestamp": now,
+                         "Value": float(status["healthy"]), "Unit": "None"})  # fmt: skip
+            data.append({"MetricName": "HealthCheckPercentageHealthy", "Dimensions": dims, "Timestamp": now,
+                         "Value": share, "Unit": "Percent"})  # fmt: skip
+        for start in range(0, len(data), 20):
+            self.clients()("cloudwatch").put_metric_data(Namespace="AWS/Route53", MetricData=data[start : start + 20])
 
     @staticmethod
     def _require(component: Any) -> Any:

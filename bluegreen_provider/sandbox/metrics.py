@@ -4,16 +4,25 @@ Lambda: ``Invocations``/``Errors`` per function and per function alias (``Resour
 API Gateway: ``Count``/``5XXError`` per slot (``ApiName = lego-api-blue|green``) and in total
 (``ApiName = lego-api``). A slot without traffic gets only ``Count = 0``: its error metrics stay
 missing, so "no data" remains distinguishable from "no errors".
+
+Two publication modes. Without a period (the ``fast`` profile) each flush's bucket is one datapoint,
+stamped with the bucket's start second and visible at once. With ``period`` (the ``aws`` profile, 60 s
+as Lambda and API Gateway publish) requests are counted into period-aligned datapoints that are
+published only ``lag`` seconds after their period ends, as AWS's own metrics arrive minutes late.
 """
 
 from __future__ import annotations
 
+import math
 import threading
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 from bluegreen_provider.sandbox.clients import Clients
+from bluegreen_provider.sandbox.served import ServedSeries
 from bluegreen_provider.sandbox.world import API_NAME, FUNCTIONS, SLOTS, alias_name, slot_api_name
 
 _MAX_DATUMS_PER_CALL = 20
@@ -39,21 +48,58 @@ class Bucket:
     tallies: dict[tuple[str, str], Tally] = field(default_factory=dict)
 
 
-class TrafficCounters:
-    """Cumulative totals for ``stats()`` plus the current bucket for the next flush."""
+class PeriodAggregator:
+    """Requests counted into period-aligned datapoints, released ``lag`` seconds after each period ends."""
 
-    def __init__(self, now: float) -> None:
+    def __init__(self, period: float, lag: float) -> None:
+        if period <= 0 or lag < 0:
+            raise ValueError("period must be > 0 and lag >= 0")
+        self.period = period
+        self.lag = lag
+        self._lock = threading.Lock()
+        self._open: dict[float, Bucket] = {}
+
+    def start_of(self, at: float) -> float:
+        return math.floor(at / self.period) * self.period
+
+    def add(self, slot: str, function: str, tally: Tally, at: float) -> None:
+        start = self.start_of(at)
+        with self._lock:
+            bucket = self._open.setdefault(start, Bucket(start))
+            bucket.tallies.setdefault((slot, function), Tally()).add(tally)
+
+    def due(self, now: float) -> list[Bucket]:
+        """Datapoints whose period ended at least ``lag`` ago, oldest first; each is handed out once."""
+        with self._lock:
+            ready = sorted(s for s in self._open if s + self.period + self.lag <= now)
+            return [self._open.pop(s) for s in ready]
+
+
+class TrafficCounters:
+    """Cumulative totals for ``stats()``, the current bucket for the next flush, per-second served counts
+    and, with a metrics period, the period datapoints waiting to be published."""
+
+    def __init__(
+        self, now: float, *, aggregator: PeriodAggregator | None = None, clock: Callable[[], float] = time.time
+    ) -> None:
         self._lock = threading.Lock()
         self._totals: dict[tuple[str, str], Tally] = {}
         self._releases: dict[tuple[str, str], str] = {}
         self._bucket = Bucket(now)
+        self._clock = clock
+        self.aggregator = aggregator
+        self.served = ServedSeries(clock)
 
     def record(self, slot: str, function: str, *, status: int, function_error: bool, release: str) -> None:
         tally = Tally(1, int(status >= 500), int(function_error))
+        now = self._clock()
         with self._lock:
             self._totals.setdefault((slot, function), Tally()).add(tally)
             self._bucket.tallies.setdefault((slot, function), Tally()).add(tally)
             self._releases[(slot, function)] = release
+        if self.aggregator is not None:
+            self.aggregator.add(slot, function, tally, now)
+        self.served.record(slot, failed=status >= 500, at=now)
 
     def take_bucket(self, now: float) -> Bucket:
         with self._lock:
@@ -87,20 +133,24 @@ class TrafficCounters:
         return result
 
 
-def _datum(name: str, dims: dict[str, str], value: float, timestamp: datetime) -> dict[str, Any]:
+def _make_datum(name: str, dims: dict[str, str], value: float, timestamp: datetime, resolution: int) -> dict[str, Any]:
     return {
         "MetricName": name,
         "Dimensions": [{"Name": k, "Value": v} for k, v in dims.items()],
         "Timestamp": timestamp,
         "Value": float(value),
         "Unit": "Count",
-        "StorageResolution": 1,
+        "StorageResolution": resolution,
     }
 
 
-def metric_data(bucket: Bucket) -> dict[str, list[dict[str, Any]]]:
+def metric_data(bucket: Bucket, *, resolution: int = 1) -> dict[str, list[dict[str, Any]]]:
     """The bucket as put_metric_data payloads per namespace, stamped with the bucket's start second."""
     ts = datetime.fromtimestamp(int(bucket.started), tz=UTC)
+
+    def _datum(name: str, dims: dict[str, str], value: float, timestamp: datetime) -> dict[str, Any]:
+        return _make_datum(name, dims, value, timestamp, resolution)
+
     lambda_data: list[dict[str, Any]] = []
     gateway_data: list[dict[str, Any]] = []
     total = Tally()
@@ -130,11 +180,11 @@ def metric_data(bucket: Bucket) -> dict[str, list[dict[str, Any]]]:
     return {"AWS/Lambda": lambda_data, "AWS/ApiGateway": gateway_data}
 
 
-def publish(clients: Clients, bucket: Bucket) -> int:
+def publish(clients: Clients, bucket: Bucket, *, resolution: int = 1) -> int:
     """Send the bucket to CloudWatch; returns the number of data points written."""
     cloudwatch = clients("cloudwatch")
     written = 0
-    for namespace, data in metric_data(bucket).items():
+    for namespace, data in metric_data(bucket, resolution=resolution).items():
         for start in range(0, len(data), _MAX_DATUMS_PER_CALL):
             chunk = data[start : start + _MAX_DATUMS_PER_CALL]
             cloudwatch.put_metric_data(Namespace=namespace, MetricData=chunk)

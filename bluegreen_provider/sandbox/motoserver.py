@@ -15,7 +15,7 @@ from typing import Any
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
 from werkzeug.serving import BaseWSGIServer, make_server
 
-from bluegreen_provider.sandbox import route53_rules
+from bluegreen_provider.sandbox import cloudwatch_rules, health_checkers, route53_rules, throttling
 
 # moto keeps Lambda state in a Docker-free backend when this is set; the sandbox never invokes Lambda
 # through moto (the simulator runs the handler code itself), so Docker is never needed.
@@ -51,6 +51,9 @@ class MotoServer:
 
     def start(self) -> None:
         route53_rules.install()
+        cloudwatch_rules.install()
+        health_checkers.install()
+        throttling.install()
         app = DomainDispatcherApplication(create_backend_app)
         self._server = make_server(self._host, self._port, app, threaded=True, request_handler=_QuietHandler)
         self._thread = threading.Thread(

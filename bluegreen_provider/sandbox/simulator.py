@@ -1,9 +1,9 @@
 """The traffic simulator: clients of api.lego-mocs.com, at a steady rate, on a thread.
 
-Each request follows the path real traffic would take (Route53 weight → slot → Lambda alias → version
-→ code) and runs the handler of the release that code belongs to, so a bad deployment produces real
-errors on exactly the share of traffic its slot receives. Every ``flush_seconds`` the counted bucket
-is handed to ``on_flush`` (publish metrics, evaluate alarms).
+Each request follows the path real traffic would take (a client's cached Route53 answer → slot →
+Lambda alias → version → code) and runs the handler of the release that code belongs to, so a bad
+deployment produces real errors on exactly the share of traffic its slot receives. Every
+``flush_seconds`` the counted bucket is handed to ``on_flush`` (publish metrics, evaluate alarms).
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from collections.abc import Callable
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from bluegreen_provider.sandbox.dns import ResolverPopulation
 from bluegreen_provider.sandbox.metrics import Bucket, TrafficCounters
 from bluegreen_provider.sandbox.releases import ReleaseCatalog
 from bluegreen_provider.sandbox.routing import Router, RouteResolutionError
@@ -35,6 +36,7 @@ class TrafficSimulator:
     def __init__(
         self,
         router: Router,
+        resolvers: ResolverPopulation,
         catalog: ReleaseCatalog,
         counters: TrafficCounters,
         *,
@@ -46,6 +48,7 @@ class TrafficSimulator:
         if flush_seconds <= 0:
             raise ValueError("flush_seconds must be positive")
         self._router = router
+        self._resolvers = resolvers
         self._catalog = catalog
         self._counters = counters
         self._flush_seconds = flush_seconds
@@ -118,7 +121,7 @@ class TrafficSimulator:
         request_id = f"{self._seed}-{self._sequence:09d}"
         self._sequence += 1
         try:
-            slot = self._router.pick_slot(self._router.weights(), self._rng)
+            _, slot = self._resolvers.pick(self._rng)
         except (BotoCoreError, ClientError) as exc:
             self._warn_once("route53", f"cannot read Route53 weights: {exc}")
             return

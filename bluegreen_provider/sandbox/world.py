@@ -112,13 +112,21 @@ class World:
     role_arn: str
 
 
-def seed(clients: Clients, catalog: ReleaseCatalog, *, rate_per_second: float, flush_seconds: float) -> World:
-    """Create whatever of the story's world is missing."""
+def seed(
+    clients: Clients,
+    catalog: ReleaseCatalog,
+    *,
+    rate_per_second: float,
+    flush_seconds: float,
+    alarm_period_seconds: int | None = None,
+) -> World:
+    """Create whatever of the story's world is missing (alarms on ``alarm_period_seconds`` if given)."""
     zone_id = _seed_zone(clients)
     role_arn = _seed_role(clients)
     for function in FUNCTIONS:
         _seed_function(clients, catalog, function, role_arn)
-    _seed_alarms(clients, rate_per_second=rate_per_second, period=alarm_period(flush_seconds))
+    period = alarm_period_seconds or alarm_period(flush_seconds)
+    _seed_alarms(clients, rate_per_second=rate_per_second, period=period)
     return World(hosted_zone_id=zone_id, role_arn=role_arn)
 
 
