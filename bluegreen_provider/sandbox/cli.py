@@ -19,6 +19,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+from bluegreen_provider.sandbox.profile import PROFILES, parse_overrides
 from bluegreen_provider.sandbox.state import (
     DAEMON_MODULE,
     LOG_FILE,
@@ -95,13 +96,19 @@ def cmd_up(args: argparse.Namespace) -> int:
     stale = read_state(state_dir)
     if stale is not None:
         remove_state(state_dir, stale.pid)
+    try:
+        parse_overrides(args.overrides)
+    except ValueError as exc:
+        print(f"bluegreen sandbox up: {exc}", file=sys.stderr)
+        return 2
     state_dir.mkdir(parents=True, exist_ok=True)
     http_port = args.http_port if args.http_port is not None else (args.port + 1 if args.port else 0)
     command = [
         sys.executable, "-m", DAEMON_MODULE,
         "--port", str(args.port), "--http-port", str(http_port),
         "--rate", str(args.rate), "--flush", str(args.flush), "--seed", str(args.seed),
-        "--state-dir", str(state_dir),
+        "--state-dir", str(state_dir), "--profile", args.profile,
+        *(f"--set={pair}" for pair in args.overrides),
     ]  # fmt: skip
     log_path = state_dir / LOG_FILE
     with log_path.open("ab") as log:
@@ -188,16 +195,56 @@ def cmd_status(args: argparse.Namespace) -> int:
         return 0
     weights = status["weights"]
     print(f"sandbox pid {state.pid}: moto {state.endpoint_url}, http {state.http_url}")
+    print(_profile_line(status.get("profile") or {}))
     print(f"traffic {status['rate_per_second']:g} req/s, flush every {status['flush_seconds']:g} s")
     print("api.lego-mocs.com weights: " + ", ".join(f"{slot} {weight}" for slot, weight in weights.items()))
     print(f"{'slot':<6} {'requests':>9} {'errors':>7}  releases")
     for slot, data in status["slots"].items():
         releases = sorted({f["release"] for f in data["functions"].values() if f["release"]})
         print(f"{slot:<6} {data['requests']:>9} {data['errors']:>7}  {', '.join(releases) or '-'}")
+    now = time.time()
+    for slot, last in (status.get("served_last") or {}).items():
+        at = last.get("last_request_at")
+        print(f"last request to {slot}: " + (f"{now - at:.1f} s ago" if at else "never"))
+    recent = (status.get("served_per_second") or [])[-5:]
+    if recent:
+        print("served per second (requests/failures): " + "; ".join(
+            f"{time.strftime('%H:%M:%S', time.localtime(row['second']))} "
+            + " ".join(f"{slot} {row[slot]['requests']}/{row[slot]['failures']}" for slot in ("blue", "green"))
+            for row in recent
+        ))  # fmt: skip
+    changes = status.get("route53_changes") or []
+    if changes:
+        last = changes[-1]
+        state_word = "INSYNC" if now >= last["insync_at"] else f"PENDING ({last['insync_at'] - now:.0f} s left)"
+        share = status.get("resolvers_on_latest_change", 1.0)
+        print(f"last Route53 change {last['change_id']}: {state_word}; {share:.0%} of resolvers see it")
+    for check_id, check in (status.get("health_checks") or {}).items():
+        verdict = "healthy" if check["healthy"] else "UNHEALTHY"
+        print(f"health check {check_id} ({check['fqdn']}): {verdict}, {check['healthy_checkers']}/{check['checkers']}")
+    if status.get("failing_checker_regions"):
+        print("failing checker regions: " + ", ".join(status["failing_checker_regions"]))
+    throttle = status.get("throttling") or {}
+    if throttle.get("enabled"):
+        print(f"Route53 throttling on: {throttle['throttled']} throttled, "
+              f"{throttle['prior_request_not_complete']} PriorRequestNotComplete")  # fmt: skip
     forced = status["forced_alarms"]
     for name, value in status["alarms"].items():
         print(f"alarm {name}: {value}" + (" (forced)" if name in forced else ""))
     return 0
+
+
+def _profile_line(profile: dict[str, Any]) -> str:
+    if not profile:
+        return "profile: unknown"
+    period = profile.get("metrics_period_seconds")
+    metrics = f"{period:g} s datapoints, {profile['metrics_lag_seconds']:g} s lag" if period else "per flush, no lag"
+    checkers = profile["health_checkers"] or "moto's (always healthy)"
+    return (
+        f"profile {profile['name']}: propagation {profile['propagation_seconds']:g} s, "
+        f"{profile['dns_clients']} clients with TTL {profile['dns_ttl_seconds']:g} s, metrics {metrics}, "
+        f"health checkers {checkers}, throttling {'on' if profile['throttling'] else 'off'}"
+    )
 
 
 def cmd_inject(args: argparse.Namespace) -> int:
@@ -205,6 +252,14 @@ def cmd_inject(args: argparse.Namespace) -> int:
     if state is None:
         print("sandbox is not running", file=sys.stderr)
         return 1
+    if args.action in ("region-down", "region-up"):
+        failing = args.action == "region-down"
+        code, payload = _http(f"{state.http_url}/checkers/{args.name}", {"failing": failing})
+        if code != 200:
+            print(f"inject failed ({code}): {payload.get('message') if payload else ''}", file=sys.stderr)
+            return 1
+        print(f"health checkers in {args.name} " + ("fail every probe" if failing else "probe normally again"))
+        return 0
     body: dict[str, Any] = {"release": True} if args.action == "clear" else {"state": args.state}
     if args.action == "alarm" and args.reason:
         body["reason"] = args.reason
@@ -236,6 +291,15 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--flush", type=float, default=10.0, help="seconds between metric flushes")
     up.add_argument("--seed", type=int, default=7)
     up.add_argument("--timeout", type=float, default=60.0, help="seconds to wait until it is ready")
+    up.add_argument("--profile", default="fast", choices=sorted(PROFILES), help="how AWS-like (default fast)")
+    up.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="SETTING=VALUE",
+        help="override one profile setting, e.g. propagation_seconds=5 (repeatable)",
+    )
     up.set_defaults(func=cmd_up)
 
     down = with_state_dir(commands.add_parser("down", help="stop the sandbox"))
@@ -246,9 +310,9 @@ def build_parser() -> argparse.ArgumentParser:
     status.add_argument("--json", action="store_true", help="print the raw status document")
     status.set_defaults(func=cmd_status)
 
-    inject = with_state_dir(commands.add_parser("inject", help="force or release an alarm"))
-    inject.add_argument("action", choices=["alarm", "clear"])
-    inject.add_argument("name", help=f"one of: {', '.join(ALARM_NAMES)}")
+    inject = with_state_dir(commands.add_parser("inject", help="force or release an alarm; fail a checker region"))
+    inject.add_argument("action", choices=["alarm", "clear", "region-down", "region-up"])
+    inject.add_argument("name", help=f"an alarm ({', '.join(ALARM_NAMES)}) or a checker region (us-east-1, …)")
     inject.add_argument("--state", default="ALARM", choices=["ALARM", "OK", "INSUFFICIENT_DATA"])
     inject.add_argument("--reason", default=None)
     inject.set_defaults(func=cmd_inject)

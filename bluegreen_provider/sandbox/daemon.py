@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 from bluegreen_provider.sandbox.core import Sandbox
+from bluegreen_provider.sandbox.profile import parse_overrides
 from bluegreen_provider.sandbox.state import SandboxState, remove_state, write_state
 
 log = logging.getLogger("bluegreen_provider.sandbox.daemon")
@@ -28,6 +29,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--flush", type=float, default=10.0, help="seconds between metric flushes")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--state-dir", type=Path, default=Path(".sandbox"))
+    parser.add_argument("--profile", default="fast", help="fast (default) or aws")
+    parser.add_argument(
+        "--set", dest="overrides", action="append", default=[], metavar="SETTING=VALUE", help="override a setting"
+    )
     return parser.parse_args(argv)
 
 
@@ -46,6 +51,8 @@ def main(argv: list[str] | None = None) -> int:
         flush_seconds=args.flush,
         seed=args.seed,
         state_dir=state_dir,
+        profile=args.profile,
+        **parse_overrides(args.overrides),
     )
     sandbox.start()
     try:
@@ -60,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
                 connection_json=sandbox.connection_json(),
             ),
         )
-        log.info("serving: moto %s, http %s", sandbox.endpoint_url, sandbox.http_url)
+        log.info("serving: moto %s, http %s, profile %s", sandbox.endpoint_url, sandbox.http_url, sandbox.profile)
         received = signal.sigwait(_STOP_SIGNALS)
         log.info("received %s, stopping", signal.Signals(received).name)
     finally:

@@ -2,8 +2,9 @@
 
 ``GET /{slot}/health`` stands in for ``https://production-{slot}.execute-api…/health``: it runs the
 health path of the release the slot's first function alias points to right now. ``GET /status``
-reports traffic and weights; ``POST /alarms/{name}`` forces (``{"state": …, "reason": …}``) or
-releases (``{"release": true}``) an alarm.
+reports the profile, traffic (per slot and per second), weights, Route53 changes and health checks;
+``POST /alarms/{name}`` forces (``{"state": …, "reason": …}``) or releases (``{"release": true}``) an
+alarm; ``POST /checkers/{region}`` (``{"failing": true|false}``) makes one health-checker region fail.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ class SandboxControl(Protocol):
     def health(self, slot: str) -> tuple[int, str]: ...
     def force_alarm(self, name: str, state: str = "ALARM", reason: str | None = None) -> None: ...
     def release_alarm(self, name: str) -> None: ...
+    def fail_checker_region(self, region: str, failing: bool = True) -> None: ...
 
 
 def _make_handler(control: SandboxControl) -> type[BaseHTTPRequestHandler]:
@@ -52,7 +54,7 @@ def _make_handler(control: SandboxControl) -> type[BaseHTTPRequestHandler]:
 
         def do_POST(self) -> None:
             parts = [p for p in self.path.split("?")[0].split("/") if p]
-            if len(parts) != 2 or parts[0] != "alarms":
+            if len(parts) != 2 or parts[0] not in ("alarms", "checkers"):
                 self._json(404, {"message": "Not Found"})
                 return
             try:
@@ -60,7 +62,11 @@ def _make_handler(control: SandboxControl) -> type[BaseHTTPRequestHandler]:
                 body = json.loads(self.rfile.read(min(length, _MAX_BODY)) or b"{}")
                 if not isinstance(body, dict):
                     raise ValueError("body must be a JSON object")
-                if body.get("release"):
+                if parts[0] == "checkers":
+                    failing = bool(body.get("failing", True))
+                    control.fail_checker_region(parts[1], failing)
+                    self._json(200, {"region": parts[1], "failing": failing})
+                elif body.get("release"):
                     control.release_alarm(parts[1])
                     self._json(200, {"alarm": parts[1], "forced": False})
                 else:
@@ -71,6 +77,8 @@ def _make_handler(control: SandboxControl) -> type[BaseHTTPRequestHandler]:
                 self._json(404, {"message": f"unknown alarm {parts[1]}"})
             except ValueError as exc:
                 self._json(400, {"message": str(exc)})
+            except RuntimeError as exc:  # no health checkers on this profile
+                self._json(409, {"message": str(exc)})
 
         def _json(self, status: int, payload: Any) -> None:
             self._send(status, json.dumps(payload, indent=2, sort_keys=True).encode(), "application/json")
