@@ -3,6 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 SCENARIO ?= happy
+PROFILE ?= fast
 export AIRFLOW_HOME ?= $(CURDIR)/.airflow
 
 .PHONY: install demo test lint bench airflow sandbox-up sandbox-down clean
@@ -16,7 +17,7 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 demo: install
-	$(PY) -m bluegreen_provider.cli demo --scenario $(SCENARIO)
+	$(PY) -m bluegreen_provider.demo --scenario $(SCENARIO) --profile $(PROFILE)
 
 test: install
 	$(VENV)/bin/ruff check .
@@ -30,7 +31,7 @@ bench: install
 	$(PY) -m bench
 
 airflow: install
-	$(PY) -m bluegreen_provider.cli airflow
+	$(PY) -m bluegreen_provider.demo --airflow --profile $(PROFILE)
 
 sandbox-up: install
 	$(PY) -m bluegreen_provider.cli sandbox up

@@ -3,10 +3,17 @@
 The demo runs the real ``blue_green_deploy`` DAG with ``dag.test()`` and short timings, while the
 sandbox sends live traffic through whatever Route53 says. Only here is the approval answered by a
 program (through the same REST call as the UI's Approve button); the DAG itself is unchanged.
+
+``--profile aws`` runs the same on the sandbox's AWS-like profile (30 s propagation, 60 s DNS TTL,
+60 s CloudWatch datapoints two minutes late, eight health checkers, Route53 throttling). Its soaks
+must outlast the metrics' lag, so the DAG's soak and poll params are scaled to AWS_DEMO_TIMINGS
+(minutes, not the story's 5 and 10): the demo says so, and its report shows when each Route53 change
+went INSYNC and when the last request reached each slot.
 """
 
 from __future__ import annotations
 
+import argparse
 import os
 import runpy
 import signal
@@ -39,6 +46,20 @@ DEMO_TIMINGS: dict[str, Any] = {
     "min_requests": 10,
     "approval_timeout_seconds": 600,
     "retention_seconds": 15,
+}
+
+# On the aws profile a datapoint is visible ~3 minutes after its minute begins: a soak shorter than
+# that sees no data. These are the story's params scaled so a run takes minutes, not a quarter hour.
+AWS_DEMO_TIMINGS: dict[str, Any] = {
+    "steps": [
+        {"weight": 10, "soak_seconds": 300},
+        {"weight": 50, "soak_seconds": 300},
+        {"weight": 100, "soak_seconds": 0},
+    ],
+    "poll_interval_seconds": 15,
+    "min_requests": 10,
+    "approval_timeout_seconds": 600,
+    "retention_seconds": 30,
 }
 
 
@@ -118,7 +139,12 @@ def _alarm_at_50(sandbox: Any, stop: threading.Event) -> None:
             return
 
 
-def run_demo(scenario: str = "happy") -> int:
+def _profile_from_env(profile: str | None) -> str:
+    return profile or os.environ.get("BLUEGREEN_SANDBOX_PROFILE", "fast")
+
+
+def run_demo(scenario: str = "happy", profile: str | None = None, overrides: dict[str, Any] | None = None) -> int:
+    profile = _profile_from_env(profile)
     if scenario not in SCENARIOS:
         print(f"unknown scenario {scenario!r}; choose one of {sorted(SCENARIOS)}", file=sys.stderr)
         return 2
@@ -129,8 +155,18 @@ def run_demo(scenario: str = "happy") -> int:
 
     from bluegreen_provider.sandbox import Sandbox
 
-    print(f"bluegreen demo — scenario '{scenario}': {plan['about']}", flush=True)
-    with Sandbox(rate_per_second=40, flush_seconds=1, state_dir=state_dir) as sandbox:
+    print(f"bluegreen demo — scenario '{scenario}': {plan['about']} (sandbox profile {profile})", flush=True)
+    timings = DEMO_TIMINGS if profile == "fast" else AWS_DEMO_TIMINGS
+    if profile != "fast":
+        soaks = ", ".join(f"{s['weight']} % for {s['soak_seconds']} s" for s in timings["steps"][:-1])
+        print(
+            f"· profile {profile}: AWS timings, so the DAG's soaks are scaled to {soaks} and polls to "
+            f"{timings['poll_interval_seconds']} s (story: 300 s / 600 s, 30 s); expect several minutes",
+            flush=True,
+        )
+    with Sandbox(
+        rate_per_second=40, flush_seconds=1, state_dir=state_dir, profile=profile, **(overrides or {})
+    ) as sandbox:
         releases = state_dir / "releases"
         for name in ("v1", "v2", "bad", "unhealthy"):
             sandbox.release_zip(name)
@@ -145,13 +181,13 @@ def run_demo(scenario: str = "happy") -> int:
         sys.path.append(str(DAG_FILE.parent))  # as Airflow's bundle parsing does
         dag = runpy.run_path(str(DAG_FILE))["deploy"]
         conf = {
-            **DEMO_TIMINGS,
+            **timings,
             "functions": [
-                {"name": fn.name, "zip_file": str(releases / f"{plan['release']}.zip")}
-                for fn in _service_functions()
+                {"name": fn.name, "zip_file": str(releases / f"{plan['release']}.zip")} for fn in _service_functions()
             ],
         }
         started = time.monotonic()
+        started_wall = time.time()
         progress = Progress(sandbox, started, previous_run=latest_run_id(DAG_ID))
         stop = threading.Event()
         answer = plan["approval"]
@@ -171,6 +207,7 @@ def run_demo(scenario: str = "happy") -> int:
         progress.stop_event.set()
         wall = time.monotonic() - started
         print(_report(dr, sandbox, wall, task_rows, xcom), flush=True)
+        print(_timeline(sandbox, started_wall), flush=True)
         return 0 if (dr.state == "success") == (scenario == "happy") else 1
 
 
@@ -206,13 +243,45 @@ def _report(dr: Any, sandbox: Any, wall: float, task_rows: Any, xcom: Any) -> st
     return "\n".join(lines)
 
 
-def run_airflow(port: int = 8080) -> int:
+def _timeline(sandbox: Any, since: float) -> str:
+    """When each Route53 change of the run went INSYNC, and when the last request reached each slot."""
+    lines = ["", f"  Route53 and traffic (sandbox profile {sandbox.profile.name}, seconds from the start):"]
+    changes = [c for c in sandbox.route53_changes() if c["submitted_at"] >= since]
+    for change in changes:
+        weights = change["weights"]
+        if not weights:
+            continue  # the deployment's own state records, not a traffic split
+        lines.append(
+            f"  change {change['change_id']}: blue {weights.get('blue')} / green {weights.get('green')} "
+            f"submitted at {change['submitted_at'] - since:6.1f} s, INSYNC at {change['insync_at'] - since:6.1f} s"
+        )
+    for slot in ("blue", "green"):
+        last = sandbox.last_request_at(slot)
+        if last is None or last < since:
+            lines.append(f"  last request to {slot}: none during the run")
+            continue
+        text = f"  last request to {slot}: {last - since:6.1f} s"
+        drained = [c for c in changes if c["weights"] and c["weights"].get(slot) == 0 and c["submitted_at"] <= last]
+        if drained:
+            cut = drained[-1]
+            text += (
+                f" ({last - cut['submitted_at']:.1f} s after the change to {slot} 0 was submitted, "
+                f"{last - cut['insync_at']:+.1f} s from its INSYNC; DNS TTL {sandbox.profile.dns_ttl_seconds:g} s)"
+            )
+        lines.append(text)
+    return "\n".join(lines)
+
+
+def run_airflow(port: int = 8080, profile: str | None = None, overrides: dict[str, Any] | None = None) -> int:
     """Airflow (Postgres metadata DB, LocalExecutor) and the sandbox, until Ctrl-C; no orphans."""
     from bluegreen_provider.sandbox import Sandbox
     from bluegreen_provider.stack import AirflowStack, ensure_postgres_database
 
+    profile = _profile_from_env(profile)
     state_dir = REPO / ".sandbox" / "airflow"
-    with Sandbox(rate_per_second=20, flush_seconds=5, state_dir=state_dir) as sandbox:
+    with Sandbox(
+        rate_per_second=20, flush_seconds=5, state_dir=state_dir, profile=profile, **(overrides or {})
+    ) as sandbox:
         for name in ("v1", "v2", "bad", "unhealthy"):
             sandbox.release_zip(name)
         env = {
@@ -233,7 +302,8 @@ def run_airflow(port: int = 8080) -> int:
         with stack:
             print(
                 f"\nAirflow is up: {stack.url}  (no login needed)\n"
-                f"  sandbox AWS: {sandbox.endpoint_url}   traffic status: {sandbox.http_url}/status\n"
+                f"  sandbox AWS: {sandbox.endpoint_url} (profile {sandbox.profile.name})   "
+                f"traffic status: {sandbox.http_url}/status\n"
                 f"  DAG: blue_green_deploy — unpause it, trigger it, approve at the 'approval' task\n"
                 f"  stop: Ctrl-C\n",
                 flush=True,
@@ -248,5 +318,23 @@ def run_airflow(port: int = 8080) -> int:
     return 0
 
 
+def main(argv: list[str] | None = None) -> int:
+    """``python -m bluegreen_provider.demo [--airflow] [--scenario S] [--profile P] [--set K=V]``."""
+    from bluegreen_provider.sandbox.profile import PROFILES, parse_overrides
+
+    parser = argparse.ArgumentParser(prog="python -m bluegreen_provider.demo")
+    parser.add_argument("scenario_arg", nargs="?", default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--scenario", default=None, choices=sorted(SCENARIOS))
+    parser.add_argument("--profile", default=None, choices=sorted(PROFILES), help="sandbox profile (default fast)")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="SETTING=VALUE")
+    parser.add_argument("--airflow", action="store_true", help="start Airflow and the sandbox instead")
+    parser.add_argument("--port", type=int, default=8080, help="Airflow UI port (with --airflow)")
+    args = parser.parse_args(argv)
+    overrides = parse_overrides(args.overrides)
+    if args.airflow:
+        return run_airflow(port=args.port, profile=args.profile, overrides=overrides)
+    return run_demo(args.scenario or args.scenario_arg or "happy", profile=args.profile, overrides=overrides)
+
+
 if __name__ == "__main__":
-    sys.exit(run_demo(sys.argv[1] if len(sys.argv) > 1 else "happy"))
+    sys.exit(main())
