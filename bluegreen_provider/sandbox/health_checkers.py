@@ -183,7 +183,10 @@ class HealthCheckers:
                     ok, text = False, f"Failure: {exc}"
             with self._lock:
                 checker.observe(ok != spec.inverted, text, now, spec.failure_threshold)
-                checker.next_probe_at = max(checker.next_probe_at + spec.interval * self._scale, now)
+                interval = spec.interval * self._scale
+                checker.next_probe_at += interval
+                if checker.next_probe_at <= now:  # after a stall, resume the schedule rather than burst
+                    checker.next_probe_at = now + interval
                 self._update_status(state, now)
 
     def _new_checkers(self, spec: CheckSpec, now: float) -> list[Checker]:
