@@ -306,7 +306,7 @@ class Outcome:
 
 
 def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds")
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
 
 
 # -- guards ------------------------------------------------------------------------------------------
@@ -494,13 +494,22 @@ def shift(
     previous_pct: int,
     serving: Mapping[str, str | None],
     retention_seconds: int = 0,
+    started_at: datetime | None = None,
 ) -> Outcome | None:
     """Move the candidate to ``candidate_pct`` (100 promotes). None when the split is already there.
 
     Guards: the run owns the service, the phase allows the step, the split is this run's previous
     declared step (or 100/0 on its live slot after its own rollback, or already this step), and the
     candidate aliases serve exactly the versions recorded for this run.
+
+    :param started_at: when the calling stage started. A run resumes after its own rollback only
+        when that rollback happened before the stage started (a cleared task); a rollback that lands
+        while a shift is in flight always wins.
     """
+    started = started_at or datetime.now(UTC)
+    if started.tzinfo is None:
+        started = started.replace(tzinfo=UTC)
+    first_generation: list[int] = []
 
     def decide(snap: Snapshot) -> DeploymentState:
         state = _require_declared(svc, snap)
@@ -511,9 +520,16 @@ def shift(
         target = svc.weights(state.candidate, candidate_pct)
         if snap.split == target and candidate_pct < 100 and state.phase == Phase.SHIFTING:
             raise NothingToDo(f"split already {svc.describe(target)}")
+        first_generation.append(state.generation)
         allowed = {previous_pct, candidate_pct}
         if state.phase == Phase.ROLLED_BACK:
-            allowed.add(0)
+            rolled_back_at = datetime.fromisoformat(state.updated_at) if state.updated_at else started
+            if state.generation != first_generation[0] or rolled_back_at >= started:
+                raise TransitionRefused(
+                    f"not shifting: this run was rolled back at {state.updated_at} ({state.reason}) while "
+                    f"{candidate_pct} % was being applied; traffic stays on {state.live}. Clear the stage to retry"
+                )
+            allowed = {0}
         now_pct = _pct(svc, state, snap.split)
         if now_pct not in allowed:
             raise TransitionRefused(

@@ -75,6 +75,7 @@ class ShiftWeightOperator(StageOperator):
                 previous_pct=self._previous_pct(context, plan),
                 serving=self.candidate_serving(plan),
                 retention_seconds=plan.spec.retention_seconds,
+                started_at=getattr(context["ti"], "start_date", None),
             )
         except (TransitionRefused, StateError) as err:
             raise AirflowFailException(f"{self.task_id}: {err}") from err
