@@ -51,9 +51,14 @@ def test_dag_files_import_without_errors_and_make_no_aws_calls(monkeypatch, airf
         "health_check",
         "shift_10",
     ]
-    assert deploy.task_dict["rollback"].trigger_rule == "one_failed"
-    assert "teardown_blue" not in deploy.task_dict["rollback"].upstream_task_ids
-    assert "hold" not in deploy.task_dict["rollback"].upstream_task_ids
+    rollback = deploy.task_dict["rollback"]
+    # The rollback is the run's teardown (it runs however the run ends) with plan as its setup, and
+    # it waits for the deployment stages, never for the 24 h retention.
+    assert rollback.is_teardown and rollback.trigger_rule == "all_done_setup_success"
+    assert deploy.task_dict["plan"].is_setup and "plan" in rollback.upstream_task_ids
+    assert {"shift_100", "approval", "hold", "soak_10"} <= rollback.upstream_task_ids
+    assert "teardown_blue" not in rollback.upstream_task_ids
+    assert deploy.max_active_runs == 1
 
 
 def test_a_bad_service_config_fails_at_parse_time_with_every_problem():
