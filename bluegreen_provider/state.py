@@ -406,6 +406,10 @@ def acquire(
                 f"slot {candidate} still holds the previous release retained by {state.retained.owner} until "
                 f"{state.retained.until} for emergency rollback; this deployment ends that retention"
             )
+        versions = {live: dict(live_versions)}
+        if state is not None and state.owner == owner and state.live == live:
+            # Clearing a stage clears its setup (the plan) too: keep the release this run recorded.
+            versions = {**state.versions, live: dict(live_versions)}
         return DeploymentState(
             service=svc.spec.service,
             generation=0,
@@ -414,7 +418,7 @@ def acquire(
             live=live,
             candidate=candidate,
             split=svc.weights(candidate, 0),
-            versions={live: dict(live_versions)},
+            versions=versions,
             reason="planned",
         )
 

@@ -209,6 +209,17 @@ def test_a_run_rolled_back_by_its_soak_resumes_when_its_shift_is_cleared(zone):
     assert zone.split() == {"blue": 90, "green": 10} and zone.state().phase == Phase.SHIFTING
 
 
+def test_a_cleared_stage_re_runs_the_plan_and_keeps_the_recorded_release(zone):
+    """Clearing a stage clears its setup (the plan): the re-run plan keeps what deploy_green recorded."""
+    svc = planned(zone)
+    shift(svc, RUN1, 10, previous_pct=0, serving=V2)
+    rollback(svc, RUN1, "soak_10 failed")
+    acquire(svc, RUN1, live_versions=V1, run_is_active=always_active)
+    assert zone.state().versions == {"blue": V1, "green": V2} and zone.state().phase == Phase.PLANNED
+    shift(svc, RUN1, 10, previous_pct=0, serving=V2)
+    assert zone.split() == {"blue": 90, "green": 10}
+
+
 def test_rollback_of_another_runs_deployment_changes_nothing(zone):
     svc = planned(zone, RUN2)
     shift(svc, RUN2, 10, previous_pct=0, serving=V2)
