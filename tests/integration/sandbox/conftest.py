@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -32,6 +33,28 @@ def _wait_until(predicate: Callable[[], Any], *, timeout: float = 30.0, what: st
 def sandbox(tmp_path: Path) -> Iterator[Sandbox]:
     with Sandbox(rate_per_second=RATE, flush_seconds=FLUSH, seed=7, state_dir=tmp_path / "sandbox") as sb:
         yield sb
+
+
+# The aws profile with its timings scaled down so a live test takes seconds; each test overrides more.
+AWS_SCALED: dict[str, Any] = {
+    "propagation_seconds": 3.0,
+    "dns_ttl_seconds": 1.0,
+    "metrics_period_seconds": 2,
+    "metrics_lag_seconds": 4.0,
+    "health_check_interval_scale": 0.05,
+}
+
+
+@pytest.fixture
+def aws_sandbox(tmp_path: Path) -> Iterator[Callable[..., Sandbox]]:
+    """Start a Sandbox on the aws profile (scaled down, any setting overridable); stopped after the test."""
+    with contextlib.ExitStack() as stack:
+
+        def start(**overrides: Any) -> Sandbox:
+            settings = {"rate_per_second": RATE, "flush_seconds": FLUSH, **AWS_SCALED, **overrides}
+            return stack.enter_context(Sandbox(profile="aws", seed=7, state_dir=tmp_path / "aws", **settings))
+
+        yield start
 
 
 def _set_weights(sandbox: Sandbox, blue: int, green: int) -> None:
@@ -73,6 +96,12 @@ def wait_until() -> Callable[..., Any]:
 @pytest.fixture
 def set_weights(sandbox: Sandbox) -> Callable[[int, int], None]:
     return lambda blue, green: _set_weights(sandbox, blue, green)
+
+
+@pytest.fixture
+def deploy_to() -> Callable[..., dict[str, str]]:
+    """``_deploy`` for a sandbox the test started itself (e.g. with ``aws_sandbox``)."""
+    return _deploy
 
 
 @pytest.fixture
