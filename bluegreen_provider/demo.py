@@ -205,6 +205,7 @@ def run_demo(scenario: str = "happy", profile: str | None = None, overrides: dic
         stop.set()
         time.sleep(0.6)  # let the progress printer report the final states it already polled
         progress.stop_event.set()
+        _wait_for_dns_drain(sandbox)
         wall = time.monotonic() - started
         print(_report(dr, sandbox, wall, task_rows, xcom), flush=True)
         print(_timeline(sandbox, started_wall), flush=True)
@@ -243,14 +244,33 @@ def _report(dr: Any, sandbox: Any, wall: float, task_rows: Any, xcom: Any) -> st
     return "\n".join(lines)
 
 
+def _wait_for_dns_drain(sandbox: Any, limit: float = 180.0) -> None:
+    """Keep traffic running until the last change is INSYNC and every cached answer has expired, so
+    the report's "last request" is when traffic really stopped, not when the demo did."""
+    changes = sandbox.route53_changes()
+    if not changes:
+        return
+    until = min(changes[-1]["insync_at"] + sandbox.profile.dns_ttl_seconds + 2.0, time.time() + limit)
+    if until - time.time() > 2:
+        print(f"· waiting {until - time.time():.0f} s for the last change to go INSYNC and DNS caches to expire",
+              flush=True)  # fmt: skip
+    while time.time() < until:
+        time.sleep(min(1.0, max(0.0, until - time.time())))
+
+
 def _timeline(sandbox: Any, since: float) -> str:
     """When each Route53 change of the run went INSYNC, and when the last request reached each slot."""
     lines = ["", f"  Route53 and traffic (sandbox profile {sandbox.profile.name}, seconds from the start):"]
-    changes = [c for c in sandbox.route53_changes() if c["submitted_at"] >= since]
-    for change in changes:
+    history = sandbox.route53_changes()
+    before = [c["weights"] for c in history if c["submitted_at"] < since]
+    previous = before[-1] if before else None
+    changes = []
+    for change in (c for c in history if c["submitted_at"] >= since):
         weights = change["weights"]
-        if not weights:
-            continue  # the deployment's own state records, not a traffic split
+        if not weights or weights == previous:
+            continue  # the deployment's own state records, not a change of the split
+        previous = weights
+        changes.append(change)
         lines.append(
             f"  change {change['change_id']}: blue {weights.get('blue')} / green {weights.get('green')} "
             f"submitted at {change['submitted_at'] - since:6.1f} s, INSYNC at {change['insync_at'] - since:6.1f} s"
