@@ -79,7 +79,6 @@ class ApprovalResponder(threading.Thread):
             raise ValueError(f"action must be Approve, Reject or mark_success, got {self.action!r}")
         _import_airflow_models()
 
-
     def run(self) -> None:
         try:
             deadline = time.monotonic() + self.wait_seconds
@@ -128,9 +127,7 @@ def task_rows(dag_id: str, run_id: str) -> list[dict[str, Any]]:
                 "state": str(ti.state) if ti.state else None,
                 "start": ti.start_date,
                 "end": ti.end_date,
-                "duration_s": (ti.end_date - ti.start_date).total_seconds()
-                if ti.start_date and ti.end_date
-                else None,
+                "duration_s": (ti.end_date - ti.start_date).total_seconds() if ti.start_date and ti.end_date else None,
             }
             for ti in tis
         ]
@@ -146,9 +143,7 @@ def xcom(dag_id: str, run_id: str, task_id: str, key: str = "return_value") -> A
     from airflow.utils.session import create_session
 
     with create_session() as session:
-        row = session.scalars(
-            XComModel.get_many(run_id=run_id, dag_ids=dag_id, task_ids=task_id, key=key)
-        ).first()
+        row = session.scalars(XComModel.get_many(run_id=run_id, dag_ids=dag_id, task_ids=task_id, key=key)).first()
         return None if row is None else XComModel.deserialize_value(row)
 
 
@@ -158,7 +153,5 @@ def latest_run_id(dag_id: str) -> str | None:
     from sqlalchemy import select
 
     with create_session() as session:
-        dr = session.scalars(
-            select(DagRun).where(DagRun.dag_id == dag_id).order_by(DagRun.id.desc()).limit(1)
-        ).first()
+        dr = session.scalars(select(DagRun).where(DagRun.dag_id == dag_id).order_by(DagRun.id.desc()).limit(1)).first()
         return None if dr is None else dr.run_id

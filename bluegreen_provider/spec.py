@@ -197,9 +197,7 @@ class DeploymentSpec:
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
-        data["slots"] = {
-            name: {k: v for k, v in slot.items() if k != "name"} for name, slot in data["slots"].items()
-        }
+        data["slots"] = {name: {k: v for k, v in slot.items() if k != "name"} for name, slot in data["slots"].items()}
         return data
 
     # -- validation -----------------------------------------------------------------------------
@@ -254,9 +252,7 @@ class DeploymentSpec:
         if self.no_data_policy not in ("fail", "pass"):
             p.append(f"no_data_policy must be 'fail' or 'pass', got {self.no_data_policy!r}")
         if self.approval_timeout_policy not in ("hold", "rollback"):
-            p.append(
-                f"approval_timeout_policy must be 'hold' or 'rollback', got {self.approval_timeout_policy!r}"
-            )
+            p.append(f"approval_timeout_policy must be 'hold' or 'rollback', got {self.approval_timeout_policy!r}")
         if self.record_type not in ("A", "AAAA", "CNAME"):
             p.append(f"record_type must be A, AAAA or CNAME, got {self.record_type!r}")
         if self.health.consecutive_successes < 1 or self.health.deadline_seconds <= 0:
