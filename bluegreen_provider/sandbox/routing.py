@@ -2,8 +2,9 @@
 picks a version, and the version's CodeSha256 names the code that runs.
 
 Weights and aliases are re-read from moto at most once per ``refresh_seconds`` so a change made by a
-deployment shows up within about a second without one API call per request. A published version's
-code never changes, so its CodeSha256 is cached for good.
+deployment shows up within about a second without one API call per request. (Traffic takes its
+weights from the resolvers in :mod:`dns`; the router's weights are their fallback before any change.)
+A published version's code never changes, so its CodeSha256 is cached for good.
 """
 
 from __future__ import annotations
@@ -88,19 +89,10 @@ class Router:
 
     @staticmethod
     def pick_slot(weights: dict[str, int], rng: random.Random) -> str | None:
-        """Route53's weighted choice: weight 0 gets nothing unless every set is 0, then all share equally."""
-        slots = [slot for slot in SLOTS if slot in weights]
-        if not slots:
-            return None
-        total = sum(weights[slot] for slot in slots)
-        if total == 0:
-            return rng.choice(slots)
-        roll = rng.uniform(0, total)
-        for slot in slots:
-            roll -= weights[slot]
-            if roll < 0:
-                return slot
-        return next(slot for slot in reversed(slots) if weights[slot] > 0)
+        """Route53's weighted choice (see :func:`bluegreen_provider.sandbox.dns.pick_slot`)."""
+        from bluegreen_provider.sandbox.dns import pick_slot
+
+        return pick_slot(weights, rng)
 
     def target(self, function: str, slot: str) -> AliasTarget:
         """The slot alias's target (cached up to ``refresh_seconds``)."""
