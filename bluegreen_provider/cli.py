@@ -3,7 +3,7 @@
     bluegreen status   [--service lego-api]    what AWS says now: split, lock, retention, versions, alarms
     bluegreen rollback --service lego-api      emergency rollback (idempotent; same code as the DAGs)
     bluegreen sandbox  up|down|status|inject   the embedded AWS sandbox
-    bluegreen demo     [--scenario happy|bad-release|alarm|reject]
+    bluegreen demo     [--scenario happy|bad-release|alarm|reject] [--profile fast|aws]
     bluegreen airflow                          Airflow + sandbox on this machine, until Ctrl-C
 
 Services are found by importing the DAG files of ``--dags-folder``: every ``deployment_dag(...)``
@@ -98,13 +98,13 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from bluegreen_provider.demo import run_demo
 
-    return run_demo(scenario=args.scenario)
+    return run_demo(scenario=args.scenario, profile=args.profile)
 
 
 def cmd_airflow(args: argparse.Namespace) -> int:
     from bluegreen_provider.demo import run_airflow
 
-    return run_airflow(port=args.port)
+    return run_airflow(port=args.port, profile=args.profile)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -127,10 +127,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("demo", help="a full deployment on the sandbox, headless")
     p.add_argument("--scenario", default="happy", choices=["happy", "bad-release", "alarm", "reject"])
+    p.add_argument("--profile", choices=["fast", "aws"], help="sandbox timings (default fast)")
     p.set_defaults(func=cmd_demo)
 
     p = sub.add_parser("airflow", help="Airflow and the sandbox on this machine until Ctrl-C")
     p.add_argument("--port", type=int, default=8080)
+    p.add_argument("--profile", choices=["fast", "aws"], help="sandbox timings (default fast)")
     p.set_defaults(func=cmd_airflow)
     return parser
 
