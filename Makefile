@@ -6,7 +6,7 @@ SCENARIO ?= happy
 PROFILE ?= fast
 export AIRFLOW_HOME ?= $(CURDIR)/.airflow
 
-.PHONY: install demo test lint bench airflow sandbox-up sandbox-down clean
+.PHONY: install demo test lint mutate bench airflow sandbox-up sandbox-down clean
 
 install: $(VENV)/.installed
 
@@ -26,6 +26,12 @@ test: install
 lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check . || true
+
+# Mutation testing of bluegreen_provider/state.py ([tool.mutmut] in pyproject.toml; equivalent
+# mutants are listed in tests/unit/state/MUTANTS.md). Slow: not part of `make test`.
+mutate: install
+	$(VENV)/bin/mutmut run
+	$(VENV)/bin/mutmut results
 
 bench: install
 	$(PY) -m bench
