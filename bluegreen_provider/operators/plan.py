@@ -127,28 +127,19 @@ class PlanDeploymentOperator(StageOperator, SkipMixin):
             raise AirflowFailException(f"deployment refused: {err}") from err
 
         service = ServiceState(self.route53, zone_id, spec)
+        # Decide without changing anything and check everything; only then take the service.
+        current, live_versions, actions = self._decide(service, spec, split, aliases, owner)
+        alarm_warnings: list[str] = []
+        alarms_firing = self._alarms_firing(spec, alarm_warnings)
         try:
-            current = service.read()
-            live = self._live_guess(spec, split, current.state, owner)
-            live_versions = {n: a.version for n, a in aliases[live].items() if a is not None}
             state, warnings = acquire(
                 service, owner, live_versions=live_versions, run_is_active=dag_run_is_active, dry_run=dry_run
             )
         except TransitionRefused as err:
             raise AirflowFailException(f"deployment refused: {err}") from err
+        warnings += alarm_warnings
         live, candidate = state.live, state.candidate
         resumed = any(w.startswith("this run already owns") for w in warnings)
-        missing = [name for name, alias in aliases[live].items() if alias is None]
-        if missing:
-            raise AirflowFailException(
-                f"deployment refused: slot {live} takes the traffic but {missing} have no alias "
-                f"{spec.slots[live].alias!r}; create it on the version in production, then retry"
-            )
-        try:
-            actions = {r.name: resolve_release(self.lambdas, r, aliases[candidate][r.name]) for r in spec.functions}
-        except LambdaReleaseError as err:
-            raise AirflowFailException(f"deployment refused: {err}") from err
-        alarms_firing = self._alarms_firing(spec, warnings)
         retained = current.state.retained if current.state else None
         replaces = (
             {"slot": retained.slot, "until": retained.until, "owner": retained.owner}
@@ -187,6 +178,37 @@ class PlanDeploymentOperator(StageOperator, SkipMixin):
         return result
 
     # -- decisions --------------------------------------------------------------------------------
+    def _decide(
+        self,
+        service: ServiceState,
+        spec: DeploymentSpec,
+        split: Mapping[str, int],
+        aliases: Mapping[str, Mapping[str, AliasTarget | None]],
+        owner: str,
+    ) -> tuple[Any, dict[str, str], dict[str, ReleaseAction]]:
+        """What the plan would take (a dry acquire) and the release it implies; raises before any change."""
+        try:
+            current = service.read()
+            live = self._live_guess(spec, split, current.state, owner)
+            live_versions = {n: a.version for n, a in aliases[live].items() if a is not None}
+            state, _ = acquire(
+                service, owner, live_versions=live_versions, run_is_active=dag_run_is_active, dry_run=True
+            )
+        except TransitionRefused as err:
+            raise AirflowFailException(f"deployment refused: {err}") from err
+        live, candidate = state.live, state.candidate
+        missing = [name for name, alias in aliases[live].items() if alias is None]
+        if missing:
+            raise AirflowFailException(
+                f"deployment refused: slot {live} takes the traffic but {missing} have no alias "
+                f"{spec.slots[live].alias!r}; create it on the version in production, then retry"
+            )
+        try:
+            actions = {r.name: resolve_release(self.lambdas, r, aliases[candidate][r.name]) for r in spec.functions}
+        except LambdaReleaseError as err:
+            raise AirflowFailException(f"deployment refused: {err}") from err
+        return current, live_versions, actions
+
     @staticmethod
     def _live_guess(spec: DeploymentSpec, split: Mapping[str, int], state: Any, owner: str) -> str:
         """The slot whose versions the plan records as live: the state's when this run owns it."""

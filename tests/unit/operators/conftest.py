@@ -19,6 +19,7 @@ import pytest
 from moto import mock_aws
 
 from bluegreen_provider.sandbox.releases import build_zip, code_sha256, handler_source
+from bluegreen_provider.state import DeploymentState, decode_txt
 
 REGION = "us-east-1"
 ZONE = "lego-mocs.com"
@@ -26,6 +27,7 @@ RECORD = "api.lego-mocs.com"
 FUNCTIONS = ("lego-api-mocs", "lego-api-gallery")
 DAG_ID = "bluegreen_deploy"
 ALIAS_ZONE = "Z1UJRXOUMOOFQ8"  # API Gateway's regional hosted zone in us-east-1
+STATE_NAME = "_bluegreen.api.lego-mocs.com."
 
 
 class FakeTI:
@@ -144,6 +146,7 @@ class World:
         return {k: int(v["Weight"]) for k, v in self.sets().items()}
 
     def set_split(self, blue: int, green: int) -> None:
+        """Change the weights by hand, outside bluegreen (the state record is left as it is)."""
         self.route53.change_resource_record_sets(
             HostedZoneId=self.zone_id,
             ChangeBatch={"Changes": [self._weighted("blue", blue), self._weighted("green", green)]},
@@ -166,10 +169,58 @@ class World:
         tags = self.route53.list_tags_for_resource(ResourceType="hostedzone", ResourceId=self.zone_id)
         return {t["Key"]: t["Value"] for t in tags["ResourceTagSet"].get("Tags", [])}
 
+    def records(self) -> list[dict[str, Any]]:
+        """Every record set of the zone, as Route53 lists them."""
+        return self.route53.list_resource_record_sets(HostedZoneId=self.zone_id)["ResourceRecordSets"]
+
+    def state_record(self) -> dict[str, Any] | None:
+        found = [r for r in self.records() if r["Type"] == "TXT" and r["Name"].lower() == STATE_NAME]
+        assert len(found) <= 1, found
+        return found[0] if found else None
+
+    def state(self) -> DeploymentState | None:
+        """The deployment state record, decoded."""
+        record = self.state_record()
+        if record is None:
+            return None
+        return DeploymentState.from_json(decode_txt(" ".join(v["Value"] for v in record["ResourceRecords"])))
+
+    def changes(self) -> int:
+        """How many change batches Route53 has committed to this zone."""
+        from bluegreen_provider.sandbox.route53_rules import CHANGES
+
+        return len(CHANGES.zone(self.zone_id))
+
+    def service(self, spec: dict[str, Any] | None = None):
+        """The service's state, through a fresh hook (as another task would have)."""
+        from bluegreen_provider.hooks.route53 import Route53Hook
+        from bluegreen_provider.spec import DeploymentSpec
+        from bluegreen_provider.state import ServiceState
+
+        return ServiceState(Route53Hook(), self.zone_id, DeploymentSpec.from_dict(spec or self.spec()))
+
+    def force(self, owner: str, phase: str, blue: int, green: int, **changes: Any) -> DeploymentState:
+        """Set the weights AND the state record together, in one compare-and-swap transition.
+
+        For a test that needs the service in a state no stage run reaches directly; the state always
+        agrees with the split, so every guard sees a consistent world.
+        """
+        from dataclasses import replace
+
+        from bluegreen_provider.state import Phase
+
+        svc = self.service()
+
+        def decide(snap):
+            assert snap.state is not None, "force() changes an existing state; plan first"
+            return replace(snap.state, owner=owner, phase=Phase(phase), split={"blue": blue, "green": green}, **changes)
+
+        return svc.transition(decide, what="test set-up").state
+
     def snapshot(self) -> dict[str, Any]:
         """Everything the stages could change, to compare before/after."""
         return {
-            "sets": self.sets(),
+            "zone": self.records(),
             "tags": self.tags(),
             "aliases": {c: self.aliases(c) for c in ("blue", "green")},
             "versions": {fn: self.versions(fn) for fn in self.functions},

@@ -10,12 +10,10 @@ from bluegreen_provider.hooks.route53 import Route53Hook
 from bluegreen_provider.operators import plan as plan_module
 from bluegreen_provider.operators.plan import PlanDeploymentOperator
 from bluegreen_provider.spec import DeploymentSpec, SpecError
-
-LOCK_KEY = "bluegreen:lock:api.lego-mocs.com"
-RETAIN_KEY = "bluegreen:retained:api.lego-mocs.com"
+from bluegreen_provider.state import Phase
 
 
-def test_plan_resolves_live_and_candidate_and_takes_the_lock(world, new_run, stages):
+def test_plan_resolves_live_and_candidate_and_takes_the_service(world, new_run, stages):
     run = new_run("run1")
     result = run.execute(stages.plan(world.spec()))
     assert (result["live"], result["candidate"]) == ("blue", "green")
@@ -24,8 +22,12 @@ def test_plan_resolves_live_and_candidate_and_takes_the_lock(world, new_run, sta
     assert result["live_versions"] == {fn: "1" for fn in world.functions}
     assert result["candidate_versions_before"] == {fn: "1" for fn in world.functions}
     assert result["resumed"] is False and result["alarms_firing"] == []
-    assert "owner=bluegreen_deploy/run1" in world.tags()[LOCK_KEY]
-    assert "live=blue" in world.tags()[LOCK_KEY]
+    state = world.state()
+    assert state.owner == "bluegreen_deploy/run1"
+    assert (state.phase, state.live, state.candidate) == (Phase.PLANNED, "blue", "green")
+    assert state.generation == result["generation"] == 1
+    assert state.split == {"blue": 100, "green": 0} == world.split()
+    assert state.versions == {"blue": {fn: "1" for fn in world.functions}}
 
 
 def test_three_releases_alternate_colours(world, new_run, stages):
@@ -38,8 +40,11 @@ def test_three_releases_alternate_colours(world, new_run, stages):
         assert world.split() == {candidate: 100, plan["live"]: 0}
         for fn in world.functions:
             assert world.versions(fn)[world.alias(fn, candidate)] == world.sha[release]
-        assert LOCK_KEY not in world.tags()
-        assert f"slot={plan['live']}" in world.tags()[RETAIN_KEY]
+        state = world.state()
+        assert state.owner == run.owner and not state.active
+        assert (state.phase, state.live, state.generation) == (Phase.RETAINED, candidate, 5 * i)
+        assert state.retained.slot == plan["live"] and state.retained.owner == run.owner
+        assert state.split == world.split()
         if i > 1:
             assert plan["replaces_retained"]["owner"] == f"bluegreen_deploy/run{i - 1}"
     assert seen == [("blue", "green"), ("green", "blue"), ("blue", "green")]
@@ -51,7 +56,7 @@ def test_three_releases_alternate_colours(world, new_run, stages):
         (
             lambda w: w.set_split(50, 50),
             {},
-            r"split blue 50 / green 50: a deployment is in progress or held by unknown",
+            r"split blue 50 / green 50: both slots take traffic and no deployment owns it",
         ),
         (lambda w: w.set_split(0, 0), {}, r"split blue 0 / green 0: no slot is live"),
         (None, {"hosted_zone": "lego-bricks.com"}, r"No hosted zone named 'lego-bricks.com'"),
@@ -124,7 +129,8 @@ def test_dry_run_changes_nothing_lists_changes_and_skips_downstream(world, new_r
         assert any(c.startswith(f"deploy_green: {fn}: publish a new version") and world.sha["v2"] in c for c in changes)
     assert "shift_10: set Route53 weights blue 90 / green 10" in changes
     assert "shift_50: set Route53 weights blue 50 / green 50" in changes
-    assert "shift_100: set Route53 weights blue 0 / green 100; release the lock" in changes
+    assert "shift_100: set Route53 weights blue 0 / green 100; record the promotion" in changes
+    assert any(c.startswith("plan: take ownership of lego-api in its state record (live slot blue)") for c in changes)
     assert any(c.startswith("approval:") for c in changes)
     assert any(c.startswith("teardown_blue:") for c in changes)
 
@@ -135,24 +141,27 @@ def test_dry_run_reports_reuse_when_the_code_is_already_there(world, new_run, st
     assert deploys == [
         f"{fn}: production-green already serves version 1 with this code; keep it" for fn in world.functions
     ]
-    assert LOCK_KEY not in world.tags()
+    assert world.state() is None
 
 
-def test_second_run_is_refused_while_the_first_holds_the_lock(world, new_run, stages, monkeypatch):
-    monkeypatch.setattr(plan_module, "dag_run_is_active", lambda lock: True)
+def test_second_run_is_refused_while_the_first_owns_the_service(world, new_run, stages, monkeypatch):
+    monkeypatch.setattr(plan_module, "dag_run_is_active", lambda owner: True)
     new_run("run1").execute(stages.plan(world.spec()))
     before = world.snapshot()
-    with pytest.raises(AirflowFailException, match="another deployment owns this service: run run1"):
+    with pytest.raises(AirflowFailException, match="another deployment owns this service: run bluegreen_deploy/run1 "):
         new_run("run2").execute(stages.plan(world.spec()))
     assert world.snapshot() == before
+    assert world.state().owner == "bluegreen_deploy/run1"
 
 
-def test_lock_of_a_finished_run_is_taken_over(world, new_run, stages, monkeypatch):
-    monkeypatch.setattr(plan_module, "dag_run_is_active", lambda lock: False)
+def test_a_finished_run_is_taken_over(world, new_run, stages, monkeypatch):
+    monkeypatch.setattr(plan_module, "dag_run_is_active", lambda owner: False)
     new_run("run1").execute(stages.plan(world.spec()))
     result = new_run("run2").execute(stages.plan(world.spec()))
     assert result["live"] == "blue"
-    assert "owner=bluegreen_deploy/run2" in world.tags()[LOCK_KEY]
+    assert any("took over from bluegreen_deploy/run1" in w for w in result["warnings"])
+    state = world.state()
+    assert (state.owner, state.phase, state.generation) == ("bluegreen_deploy/run2", Phase.PLANNED, 2)
 
 
 def test_rerun_after_traffic_moved_resumes_with_the_same_live_slot(world, new_run, stages):
@@ -162,8 +171,16 @@ def test_rerun_after_traffic_moved_resumes_with_the_same_live_slot(world, new_ru
     result = run.execute(stages.plan(world.spec()))
     assert (result["live"], result["candidate"], result["resumed"]) == ("blue", "green", True)
     assert result["split_before"] == {"blue": 50, "green": 50}
-    with pytest.raises(AirflowFailException, match="held by bluegreen_deploy/run1; approve it or roll it back"):
+    state = world.state()
+    assert (state.owner, state.phase, state.generation) == (run.owner, Phase.SHIFTING, result["generation"])
+    before = world.snapshot()
+    with pytest.raises(
+        AirflowFailException,
+        match=r"another deployment owns this service: run bluegreen_deploy/run1 .* with traffic at "
+        r"blue 50 / green 50\. Wait for it to finish, or roll it back",
+    ):
         new_run("run2").execute(stages.plan(world.spec()))
+    assert world.snapshot() == before
 
 
 def test_alarms_already_firing_are_recorded_not_refused(world, new_run, stages):
@@ -179,10 +196,8 @@ def test_dag_run_is_active_asks_airflow(monkeypatch):
     from airflow.sdk.execution_time.comms import ErrorResponse
     from airflow.sdk.execution_time.task_runner import RuntimeTaskInstance
 
-    from bluegreen_provider.records import LockRecord
-
-    lock = LockRecord(owner="bluegreen_deploy/run1", live="blue", since="")
-    # Outside a task process there is no API server to ask: never steal a lock on a guess.
+    lock = "bluegreen_deploy/run1"
+    # Outside a task process there is no API server to ask: never take a service on a guess.
     assert plan_module.dag_run_is_active(lock) is True
 
     def state(value):
