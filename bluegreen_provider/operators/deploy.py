@@ -16,7 +16,14 @@ from airflow.sdk.exceptions import AirflowFailException
 from bluegreen_provider.hooks.lambda_alias import AliasTarget, LambdaAliasHook, LambdaReleaseError
 from bluegreen_provider.operators.base import StageOperator
 from bluegreen_provider.plan import Plan
-from bluegreen_provider.state import TransitionRefused, check_may_release, record_release
+from bluegreen_provider.state import (
+    ACTIVE,
+    ServiceState,
+    StateError,
+    TransitionRefused,
+    check_may_release,
+    record_release,
+)
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -127,6 +134,16 @@ class DeployGreenOperator(StageOperator):
         try:
             check_may_release(service, owner)
         except TransitionRefused as err:
+            if not self._already_released(service, owner, actions):
+                raise AirflowFailException(f"deploy_green refused before any change: {err}") from err
+            # A cleared deploy_green mid-rollout: this run's release is in place; nothing to change.
+            self.log.info("The candidate already serves this run's release; nothing to change (%s)", err)
+            kept = {n: {"version": a.version, "code_sha256": a.code_sha256, "reused": True} for n, a in actions.items()}
+            result = {"slot": plan.candidate, "alias": alias, "versions": kept}
+            if spec.prewarm_invocations:
+                result["prewarm"] = self._prewarm(plan)
+            return result
+        except StateError as err:
             raise AirflowFailException(f"deploy_green refused before any change: {err}") from err
         split = self.read_split(plan)
         for name, action in actions.items():
@@ -160,6 +177,19 @@ class DeployGreenOperator(StageOperator):
         if spec.prewarm_invocations:
             result["prewarm"] = self._prewarm(plan)
         return result
+
+    @staticmethod
+    def _already_released(service: ServiceState, owner: str, actions: Mapping[str, ReleaseAction]) -> bool:
+        """This run owns the service and recorded exactly the versions the candidate aliases already serve."""
+        if any(a.action != "keep" for a in actions.values()):
+            return False
+        state = service.state()
+        return (
+            state is not None
+            and state.owner == owner
+            and state.phase in ACTIVE
+            and state.versions.get(state.candidate) == {n: a.version for n, a in actions.items()}
+        )
 
     def _release(self, release: FunctionRelease, action: ReleaseAction, description: str) -> tuple[str, str, bool]:
         """Publish if needed; returns (version, code_sha256, reused: no new version was published)."""

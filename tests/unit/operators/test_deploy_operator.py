@@ -65,20 +65,41 @@ def test_deploy_checks_inputs_before_any_change(world, new_run, stages):
 
 def test_deploy_refuses_to_change_code_under_live_traffic(world, new_run, stages):
     run = new_run("run1")
-    run.execute(stages.plan(world.spec("v2")))
-    world.set_split(90, 10)  # green already takes traffic
+    stages.release(run, world.spec("v2"), upto=(10,))  # green takes 10 % through the real shift
+    plan = run.xcom("plan")
+    bad = {**plan["spec"], "functions": [{"name": fn, "zip_file": str(world.zips["bad"])} for fn in world.functions]}
+    run.put("plan", {**plan, "spec": bad})  # a different release would land in the slot under traffic
     before = world.snapshot()
-    with pytest.raises(AirflowFailException, match=r"takes live traffic \(blue 90 / green 10\).*roll back first"):
+    with pytest.raises(
+        AirflowFailException,
+        match=r"refused before any change: refusing to change slot green: it takes live traffic "
+        r"\(blue 90 / green 10\).*roll back first",
+    ):
         run.execute(stages.deploy())
     assert world.snapshot() == before
+    assert world.aliases("green") == {fn: "2" for fn in world.functions}
 
 
 def test_deploy_under_live_traffic_is_fine_when_nothing_changes(world, new_run, stages):
     run = new_run("run1")
     stages.release(run, world.spec("v2"), upto=(10,))
+    before = world.snapshot()
     result = run.execute(stages.deploy())  # a cleared deploy_green re-running mid-rollout
     assert {v["version"] for v in result["versions"].values()} == {"2"}
+    assert all(v["reused"] for v in result["versions"].values())
     assert world.split() == {"blue": 90, "green": 10}
+    assert world.snapshot() == before  # no alias moved, no version published, the state not rewritten
+
+
+def test_deploy_records_the_release_in_the_state(world, new_run, stages):
+    run = new_run("run1")
+    run.execute(stages.plan(world.spec("v2")))
+    generation = world.state().generation
+    run.execute(stages.deploy())
+    state = world.state()
+    assert (state.owner, state.phase, state.generation) == (run.owner, "planned", generation + 1)
+    assert state.versions == {"blue": {fn: "1" for fn in world.functions}, "green": {fn: "2" for fn in world.functions}}
+    assert state.split == world.split() == {"blue": 100, "green": 0}
 
 
 def test_functions_are_released_as_one_unit(world, new_run, stages, monkeypatch):
@@ -98,12 +119,22 @@ def test_functions_are_released_as_one_unit(world, new_run, stages, monkeypatch)
     assert world.split() == {"blue": 100, "green": 0}
 
 
-def test_deploy_prewarms_the_candidate(world, new_run, stages):
+def test_deploy_prewarms_the_candidate(world, new_run, stages, monkeypatch):
+    invoked: list[tuple[str, str]] = []
+    original = LambdaAliasHook.invoke_lambda
+
+    def spy(self, *, function_name, qualifier, **kwargs):
+        invoked.append((function_name, qualifier))
+        return original(self, function_name=function_name, qualifier=qualifier, **kwargs)
+
+    monkeypatch.setattr(LambdaAliasHook, "invoke_lambda", spy)
     run = new_run("run1")
     run.execute(stages.plan(world.spec("v2", prewarm_invocations=2)))
     result = run.execute(stages.deploy(prewarm_concurrency=2))
     assert result["prewarm"][MOCS]["invocations"] == 2
     assert set(result["prewarm"]) == set(world.functions)
+    # Only the candidate (green) is warmed; the live alias is never invoked.
+    assert sorted(invoked) == sorted((fn, "production-green") for fn in world.functions for _ in range(2))
 
 
 def test_deploy_without_a_plan_fails_clearly(world, new_run, stages):
