@@ -403,6 +403,17 @@ def _service_card(entry: Mapping[str, Any], links: Mapping[str, Any], base: str,
         split = entry.get("split") or {}
         parts.append(_split_bar(split))
         rows = [("Weights", _e(_split_text(split)) if split else "-")]
+        deployment = entry.get("deployment")
+        if deployment:
+            rows.append(
+                (
+                    "Deployment",
+                    f"<b>{_e(deployment.get('phase'))}</b> (generation {_e(deployment.get('generation'))})"
+                    f' <span class="muted">{_e(deployment.get("reason"))}</span>',
+                )
+            )
+        else:
+            rows.append(("Deployment", "no deployment state yet"))
         lock = entry.get("lock")
         if lock:
             owner = str(lock.get("owner", "?"))

@@ -1,16 +1,16 @@
 """The services overview against the sandbox's moto world, seeded as the lego DAG expects it.
 
-The world is put mid-deployment: blue 90 / green 10, the lock held by a run of the deployment DAG,
-green's ``lego-api-moc`` alias on a new version, one alarm firing and a retained slot. The DAG files
-are the repository's own (``AIRFLOW__CORE__DAGS_FOLDER``), plus, where a test says so, a second
-service whose Route53 record does not exist.
+The world is put mid-deployment through the real state transitions: a run of the deployment DAG
+owns the service, green's ``lego-api-moc`` alias serves a new version, blue 90 / green 10, and one
+alarm fires. A retained slot is another world (``test_services_retained.py``): a new deployment
+ends any retention. The DAG files are the repository's own (``AIRFLOW__CORE__DAGS_FOLDER``), plus,
+where a test says so, a second service whose Route53 record does not exist.
 """
 
 from __future__ import annotations
 
 import json
 import socket
-from datetime import UTC, datetime
 from pathlib import Path
 from unittest import mock
 from urllib.parse import quote
@@ -18,14 +18,13 @@ from urllib.parse import quote
 import pytest
 
 from bluegreen_provider.dag_factory import REGISTERED_SERVICES
-from bluegreen_provider.records import owner_of
 
 from .dags import lego_stubs
+from .lego_world import lego_world
 
 REPO = Path(__file__).resolve().parents[3]
 DEPLOY_DAG, ROLLBACK_DAG = lego_stubs.DEPLOY_DAG_ID, lego_stubs.ROLLBACK_DAG_ID
 FIRING = "lego-api-moc-errors"
-RETAIN_UNTIL = datetime(2099, 1, 2, 3, 4, 5, tzinfo=UTC)
 
 GHOST_DAG_FILE = """
 from bluegreen_provider.dag_factory import deployment_dag
@@ -44,40 +43,16 @@ deployment_dag(
 
 @pytest.fixture(scope="module")
 def world(ui_test_bundle):
-    """The sandbox world mid-deployment, its lock held by a run of the stand-in deployment DAG."""
-    from bluegreen_provider.hooks.route53 import Route53Hook
-    from bluegreen_provider.records import DeploymentRecords
-    from bluegreen_provider.sandbox import Sandbox
-    from bluegreen_provider.sandbox.world import weighted_record
-
-    lock_run = lego_stubs.deploy.test()
-    with Sandbox(rate_per_second=0.5) as sandbox, pytest.MonkeyPatch.context() as mp:
-        mp.setenv("AIRFLOW_CONN_AWS_DEFAULT", sandbox.connection_json())
-        mp.setenv("AIRFLOW__CORE__DAGS_FOLDER", str(REPO / "dags"))
-        clients = sandbox.clients()
-        clients("route53").change_resource_record_sets(
-            HostedZoneId=sandbox.hosted_zone_id,
-            ChangeBatch={
-                "Changes": [
-                    {"Action": "UPSERT", "ResourceRecordSet": weighted_record(slot, weight)}
-                    for slot, weight in (("blue", 90), ("green", 10))
-                ]
-            },
+    """The sandbox world mid-deployment (blue 90 / green 10), owned by a run of the stand-in deployment DAG."""
+    with lego_world() as found:
+        state = found["state"]
+        assert (state.phase, state.owner, state.live, state.split) == (
+            "shifting",
+            found["owner"],
+            "blue",
+            {"blue": 90, "green": 10},
         )
-        lambda_ = clients("lambda")
-        lambda_.update_function_code(FunctionName="lego-api-moc", ZipFile=sandbox.catalog["v2"].zip_bytes)
-        version = lambda_.publish_version(FunctionName="lego-api-moc", Description="v2")["Version"]
-        assert version != "1"
-        lambda_.update_alias(FunctionName="lego-api-moc", Name="production-green", FunctionVersion=version)
-        sandbox.force_alarm(FIRING)
-        with mock.patch.dict(REGISTERED_SERVICES):  # the DAG files register into it; leave it as found
-            from bluegreen_provider.cli import load_services
-
-            spec = load_services(REPO / "dags")["lego-api"]
-            records = DeploymentRecords(Route53Hook(aws_conn_id="aws_default"), sandbox.hosted_zone_id, spec)
-            records.acquire(owner_of(DEPLOY_DAG, lock_run.run_id), "blue", is_active=lambda _: False)
-            records.retain("blue", RETAIN_UNTIL, owner="blue_green_deploy/manual__previous")
-            yield {"version": version, "run_id": lock_run.run_id}
+        yield found
 
 
 @pytest.fixture
@@ -93,7 +68,7 @@ def _lego(entries: list[dict]) -> dict:
     return next(e for e in entries if e["service"] == "lego-api")
 
 
-def test_json_reports_split_lock_retention_versions_and_alarms(client, world):
+def test_json_reports_split_lock_state_versions_and_alarms(client, world):
     reply = client.get("/api/services")
 
     assert reply.status_code == 200
@@ -103,8 +78,16 @@ def test_json_reports_split_lock_retention_versions_and_alarms(client, world):
     assert lego["state"] == "SPLIT (deployment in progress or held)"
     assert lego["live"] is None
     assert lego["lock"]["owner"] == f"{DEPLOY_DAG}/{world['run_id']}"
-    assert lego["retention"]["slot"] == "blue"
-    assert datetime.fromisoformat(lego["retention"]["until"]) == RETAIN_UNTIL
+    assert lego["lock"]["live"] == "blue"
+    recorded = world["state"]
+    assert lego["deployment"] == {
+        "phase": "shifting",
+        "generation": recorded.generation,
+        "owner": f"{DEPLOY_DAG}/{world['run_id']}",
+        "reason": recorded.reason,
+    }
+    assert recorded.generation == 3  # plan, deploy, shift
+    assert lego["retention"] is None  # a deployment in progress retains nothing
     assert lego["aliases"]["lego-api-moc"] == {"blue": "1", "green": world["version"]}
     assert lego["aliases"]["lego-api-profile"] == {"blue": "1", "green": "1"}
     assert lego["alarms_in_alarm"] == [FIRING]
@@ -119,9 +102,10 @@ def test_page_shows_the_split_and_what_on_call_needs(client, world):
     assert 'title="blue: weight 90">blue 90%</div>' in page
     assert 'title="green: weight 10">green 10%</div>' in page
     assert "SPLIT (deployment in progress or held)" in page
+    assert f"Deployment</th><td><b>shifting</b> (generation {world['state'].generation})" in page
+    assert "Retained slot</th><td>nothing retained" in page
     run_href = f"/runs/{DEPLOY_DAG}/{quote(world['run_id'], safe='')}"
     assert f'<a href="{run_href}">{DEPLOY_DAG}/{world["run_id"]}</a>' in page
-    assert "<b>blue</b> until 2099-01-02 03:04:05 UTC" in page
     assert f"IN ALARM: {FIRING}" in page
     assert f"<td>lego-api-moc</td><td>v1</td><td>v{world['version']}</td>" in page
     assert "<code>bluegreen rollback --service lego-api</code>" in page
