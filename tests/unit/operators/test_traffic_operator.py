@@ -7,13 +7,10 @@ import pytest
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException, TaskDeferred
 
 from bluegreen_provider.hooks.route53 import Route53Hook
+from bluegreen_provider.operators import plan as plan_module
 from bluegreen_provider.operators.traffic import MARKED_SUCCESS, ShiftWeightOperator
-from bluegreen_provider.records import DeploymentRecords
-from bluegreen_provider.spec import DeploymentSpec
+from bluegreen_provider.state import Phase
 from bluegreen_provider.triggers.route53 import Route53ChangeTrigger
-
-LOCK_KEY = "bluegreen:lock:api.lego-mocs.com"
-RETAIN_KEY = "bluegreen:retained:api.lego-mocs.com"
 
 
 def test_shift_round_trip_reads_back_each_split(world, new_run, stages):
@@ -29,12 +26,23 @@ def test_shift_round_trip_reads_back_each_split(world, new_run, stages):
     assert again["split"] == {"blue": 90, "green": 10}
     assert world.split() == {"blue": 90, "green": 10}
 
+    assert world.state().split == world.split() and world.state().phase == Phase.SHIFTING
+
     run.execute(stages.shift(50))
     assert world.split() == {"blue": 50, "green": 50}
-    back = run.execute(stages.shift(0, task_id="shift_back"))
+    state = world.state()
+    assert (state.owner, state.phase, state.split) == (run.owner, Phase.SHIFTING, {"blue": 50, "green": 50})
+
+    # Lowering the candidate is the rollback's job, not a shift's: a shift never goes backwards.
+    before = world.snapshot()
+    with pytest.raises(AirflowFailException, match=r"not shifting green to 0 %: traffic reads blue 50 / green 50"):
+        run.execute(stages.shift(0, task_id="shift_back"))
+    assert world.snapshot() == before
+    back = run.execute(stages.rollback())
     assert world.split() == {"blue": 100, "green": 0}
-    assert back["previous_split"] == {"blue": 50, "green": 50}
-    assert "owner=bluegreen_deploy/run1" in world.tags()[LOCK_KEY]
+    assert back["split_before"] == {"blue": 50, "green": 50}
+    state = world.state()
+    assert (state.owner, state.phase, state.split) == (run.owner, Phase.ROLLED_BACK, {"blue": 100, "green": 0})
 
 
 def test_shift_defers_while_pending_and_completes_from_the_trigger(world, new_run, stages, monkeypatch):
@@ -101,8 +109,9 @@ def test_shift_refuses_into_a_firing_alarm(world, new_run, stages):
     ):
         run.execute(stages.shift(50))
     assert world.split() == {"blue": 90, "green": 10}
-    run.execute(stages.shift(0, task_id="shift_back"))  # lowering the candidate is always allowed
+    run.execute(stages.rollback())  # lowering the candidate is always allowed
     assert world.split() == {"blue": 100, "green": 0}
+    assert world.state().phase == Phase.ROLLED_BACK
 
 
 def test_rejected_approval_skips_the_promotion(world, new_run, stages):
@@ -130,31 +139,39 @@ def test_approval_decision_is_recorded(world, new_run, stages):
     assert result["approval"] == {"decision": "approve", "by": "alice"}
 
 
-def test_promotion_retains_the_old_slot_and_releases_the_lock(world, new_run, stages):
+def test_promotion_retains_the_old_slot_and_ends_the_deployment(world, new_run, stages):
     run = new_run("run1")
     stages.release(run, world.spec(retention_seconds=3600), upto=(10, 50))
     start = datetime.now(UTC)
     result = run.execute(stages.shift(100))
     assert world.split() == {"blue": 0, "green": 100}
-    assert LOCK_KEY not in world.tags()
-    tag = world.tags()[RETAIN_KEY]
-    assert "slot=blue" in tag and "owner=bluegreen_deploy/run1" in tag
+    state = world.state()
+    assert (state.owner, state.phase, state.live, state.candidate) == (run.owner, Phase.RETAINED, "green", "blue")
+    assert not state.active and state.split == world.split()
+    assert state.retained.slot == "blue" and state.retained.owner == "bluegreen_deploy/run1"
+    assert state.retained.versions == {fn: "1" for fn in world.functions}
+    assert state.retained.until == result["retain_until"]
     until = datetime.fromisoformat(result["retain_until"])
     assert start + timedelta(seconds=3599) <= until <= datetime.now(UTC) + timedelta(seconds=3601)
 
+    before = world.snapshot()
     again = run.execute(stages.shift(100))  # re-run: the window is not extended
     assert again["retain_until"] == result["retain_until"]
-    assert LOCK_KEY not in world.tags()
+    assert world.snapshot() == before
 
 
-def test_shift_refuses_when_another_run_holds_the_lock(world, new_run, stages):
+def test_shift_refuses_when_another_run_owns_the_service(world, new_run, stages, monkeypatch):
     run = new_run("run1")
     stages.release(run, world.spec())
-    records = DeploymentRecords(Route53Hook(), world.zone_id, DeploymentSpec.from_dict(world.spec()))
-    records.release("bluegreen_deploy/run1")
-    records.acquire("bluegreen_deploy/run2", "blue", is_active=lambda lock: True)
+    monkeypatch.setattr(plan_module, "dag_run_is_active", lambda owner: False)  # run1 looks abandoned
+    new_run("run2").execute(stages.plan(world.spec()))  # run2 takes the clean service over
+    assert world.state().owner == "bluegreen_deploy/run2"
     before = world.snapshot()
-    with pytest.raises(AirflowFailException, match=r"run run2 of DAG bluegreen_deploy owns this service's traffic"):
+    with pytest.raises(
+        AirflowFailException,
+        match=r"run bluegreen_deploy/run2 \(planned, .*\) owns lego-api now; this run \(bluegreen_deploy/run1\) "
+        r"must not change it",
+    ):
         run.execute(stages.shift(10))
     assert world.snapshot() == before
 
@@ -162,13 +179,13 @@ def test_shift_refuses_when_another_run_holds_the_lock(world, new_run, stages):
 def test_stale_run_cannot_shift_after_a_newer_promotion(world, new_run, stages):
     old = new_run("run1")
     stages.release(old, world.spec(), upto=(10,))
-    old.execute(stages.shift(0, task_id="shift_back"))  # run1 rolled back...
-    DeploymentRecords(Route53Hook(), world.zone_id, DeploymentSpec.from_dict(world.spec())).release(
-        "bluegreen_deploy/run1"
-    )
-    stages.release(new_run("run2"), world.spec("bad"), upto=(100,))  # ...then run2 promoted green
+    old.execute(stages.rollback())  # run1 rolled back...
+    stages.release(new_run("run2"), world.spec("bad"), upto=(10, 50, 100))  # ...then run2 promoted green
+    assert (world.state().owner, world.state().phase) == ("bluegreen_deploy/run2", Phase.RETAINED)
     before = world.snapshot()
-    with pytest.raises(AirflowFailException, match="this run's plan is stale"):
+    with pytest.raises(
+        AirflowFailException, match=r"run bluegreen_deploy/run2 \(retained, .*\) owns lego-api now; this run"
+    ):
         old.execute(stages.shift(100))
     assert world.snapshot() == before
 
