@@ -310,3 +310,28 @@ class Stages:
 @pytest.fixture
 def stages() -> Stages:
     return Stages()
+
+
+@pytest.fixture
+def clock(monkeypatch):
+    """``clock(seconds)`` moves the state's and the teardown's clock ahead, so a retention can end without waiting."""
+    from datetime import datetime as real
+    from datetime import timedelta
+
+    import bluegreen_provider.operators.teardown as teardown_module
+    import bluegreen_provider.state as state_module
+
+    offset = [timedelta(0)]
+
+    class Shifted(real):
+        @classmethod
+        def now(cls, tz=None):
+            return real.now(tz) + offset[0]
+
+    for module in (state_module, teardown_module):
+        monkeypatch.setattr(module, "datetime", Shifted)
+
+    def advance(seconds: float) -> None:
+        offset[0] += timedelta(seconds=seconds)
+
+    return advance

@@ -6,10 +6,14 @@ import pytest
 from airflow.providers.standard.triggers.temporal import DateTimeTrigger
 from airflow.sdk.exceptions import TaskDeferred
 
+from bluegreen_provider.hooks.lambda_alias import LambdaAliasHook
 from bluegreen_provider.hooks.route53 import Route53Hook
+from bluegreen_provider.rollback import emergency_rollback
+from bluegreen_provider.spec import DeploymentSpec
+from bluegreen_provider.state import Phase
 
-RETAIN_KEY = "bluegreen:retained:api.lego-mocs.com"
 MOCS = "lego-api-mocs"
+STEPS = (10, 50, 100)
 
 
 def _attach_health_check(world, colour: str) -> str:
@@ -36,13 +40,12 @@ def _publish_old_release(world) -> None:
 
 
 def _until(world) -> datetime:
-    value = dict(p.split("=", 1) for p in world.tags()[RETAIN_KEY].split())["until"]
-    return datetime.fromisoformat(value)
+    return datetime.fromisoformat(world.state().retained.until)
 
 
 def test_teardown_defers_to_the_absolute_end_of_retention(world, new_run, stages):
     run = new_run("run1")
-    stages.release(run, world.spec(retention_seconds=3600), upto=(10, 50, 100))
+    stages.release(run, world.spec(retention_seconds=3600), upto=STEPS)
     before = world.snapshot()
     with pytest.raises(TaskDeferred) as deferred:
         run.execute(stages.teardown())
@@ -55,14 +58,16 @@ def test_teardown_defers_to_the_absolute_end_of_retention(world, new_run, stages
     assert world.snapshot() == before
 
 
-def test_teardown_retires_the_old_slot_when_retention_ends(world, new_run, stages):
+def test_teardown_retires_the_old_slot_when_retention_ends(world, new_run, stages, clock):
     _publish_old_release(world)
     blue_check = _attach_health_check(world, "blue")
     run = new_run("run1")
-    stages.release(run, world.spec(retention_seconds=3600, keep_versions=0), upto=(10, 50, 100))
+    stages.release(run, world.spec(retention_seconds=3600, keep_versions=0), upto=STEPS)
     op = stages.teardown()
     with pytest.raises(TaskDeferred) as deferred:
         run.execute(op)
+    generation = world.state().generation
+    clock(3601)  # the trigger fires at the deadline
     result = run.complete(op, {"status": "success"}, **(deferred.value.kwargs or {}))
 
     assert result["action"] == "retired" and result["slot"] == "blue"
@@ -74,56 +79,83 @@ def test_teardown_retires_the_old_slot_when_retention_ends(world, new_run, stage
         assert sorted(world.versions(fn)) == ["1", "3"]  # blue's and green's versions are protected
     assert world.aliases("blue") == {fn: "1" for fn in world.functions}
     assert world.split() == {"blue": 0, "green": 100}
-    assert RETAIN_KEY not in world.tags()
+    state = world.state()
+    assert (state.owner, state.phase, state.retained, state.generation) == (
+        run.owner,
+        Phase.RETIRED,
+        None,
+        generation + 1,
+    )
+    assert state.split == world.split()
 
-    again = run.execute(op)  # re-run: the record is gone, nothing left to do
-    assert again["action"] == "nothing"
+    before = world.snapshot()
+    again = run.execute(op)  # re-run: nothing is retained any more, nothing left to do
+    assert again["action"] == "nothing" and "retired" in again["reason"]
+    assert world.snapshot() == before
 
 
-def test_teardown_right_away_when_retention_is_already_over(world, new_run, stages):
+def test_teardown_right_away_when_retention_is_already_over(world, new_run, stages, clock):
     run = new_run("run1")
-    stages.release(run, world.spec(retention_seconds=0), upto=(100,))
+    stages.release(run, world.spec(retention_seconds=60), upto=STEPS)
+    clock(61)
     result = run.execute(stages.teardown())
     assert result["action"] == "retired"
-    assert RETAIN_KEY not in world.tags()
+    assert world.state().phase == Phase.RETIRED and world.state().retained is None
 
 
-def test_teardown_does_nothing_after_a_rollback_to_the_old_slot(world, new_run, stages):
-    _publish_old_release(world)
+def test_teardown_does_nothing_when_nothing_was_retained(world, new_run, stages):
     check = _attach_health_check(world, "blue")
     run = new_run("run1")
-    stages.release(run, world.spec(retention_seconds=0, keep_versions=0), upto=(100,))
-    world.set_split(100, 0)  # emergency: traffic back on blue (record kept)
+    stages.release(run, world.spec(retention_seconds=0), upto=STEPS)
+    assert (world.state().phase, world.state().retained) == (Phase.PROMOTED, None)
     before = world.snapshot()
     result = run.execute(stages.teardown())
-    assert result["action"] == "nothing"
-    assert "blue takes traffic again (blue 100 / green 0)" in result["reason"]
+    assert result["action"] == "nothing" and "promoted" in result["reason"]
     assert world.snapshot() == before
     assert [c["Id"] for c in world.route53.list_health_checks()["HealthChecks"]] == [check]
 
 
-def test_teardown_does_nothing_when_a_newer_release_reused_the_slot(world, new_run, stages):
+def test_teardown_does_nothing_after_a_rollback_to_the_old_slot(world, new_run, stages, clock):
     _publish_old_release(world)
+    check = _attach_health_check(world, "blue")
     run = new_run("run1")
-    stages.release(run, world.spec(retention_seconds=0, keep_versions=0), upto=(100,))
-    world.lam.update_alias(FunctionName=MOCS, Name="production-blue", FunctionVersion="2")
+    stages.release(run, world.spec(retention_seconds=3600, keep_versions=0), upto=STEPS)
+    # emergency: traffic back on the retained blue
+    emergency_rollback(Route53Hook(), LambdaAliasHook(), DeploymentSpec.from_dict(world.spec()), by="oncall")
+    assert world.split() == {"blue": 100, "green": 0}
+    clock(3601)
     before = world.snapshot()
     result = run.execute(stages.teardown())
     assert result["action"] == "nothing"
-    assert "a newer release reused slot blue" in result["reason"] and "1 -> 2" in result["reason"]
+    assert "aborted" in result["reason"]
+    assert world.snapshot() == before
+    assert [c["Id"] for c in world.route53.list_health_checks()["HealthChecks"]] == [check]
+
+
+def test_teardown_does_nothing_when_a_newer_release_reused_the_slot(world, new_run, stages, clock):
+    _publish_old_release(world)
+    run = new_run("run1")
+    stages.release(run, world.spec(retention_seconds=3600, keep_versions=0), upto=STEPS)
+    stages.release(new_run("run2"), world.spec("bad"))  # run2 releases into blue, ending the retention
+    assert world.aliases("blue") == {fn: "2" for fn in world.functions}
+    clock(3601)
+    before = world.snapshot()
+    result = run.execute(stages.teardown())
+    assert result["action"] == "nothing"
+    assert "bluegreen_deploy/run2" in result["reason"] and "planned" in result["reason"]
     assert world.snapshot() == before
 
 
-def test_teardown_does_nothing_when_the_record_belongs_to_another_run(world, new_run, stages):
+def test_teardown_does_nothing_when_the_state_belongs_to_another_run(world, new_run, stages):
     old = new_run("run1")
-    stages.release(old, world.spec(retention_seconds=3600), upto=(100,))
-    stages.release(new_run("run2"), world.spec("v1", retention_seconds=3600), upto=(100,))
+    stages.release(old, world.spec(retention_seconds=3600), upto=STEPS)
+    stages.release(new_run("run2"), world.spec("v1", retention_seconds=3600), upto=STEPS)
     before = world.snapshot()
-    result = old.execute(stages.teardown())
+    result = old.execute(stages.teardown())  # run2's retention is not run1's to wait for or retire
     assert result == {
         "action": "nothing",
         "slot": "blue",
-        "reason": "the retention record belongs to run bluegreen_deploy/run2",
+        "reason": "the service is retained by run bluegreen_deploy/run2",
     }
     assert world.snapshot() == before
 
@@ -131,5 +163,7 @@ def test_teardown_does_nothing_when_the_record_belongs_to_another_run(world, new
 def test_teardown_does_nothing_when_the_run_never_promoted(world, new_run, stages):
     run = new_run("run1")
     stages.release(run, world.spec(), upto=(10,))
+    before = world.snapshot()
     result = run.execute(stages.teardown())
-    assert result["action"] == "nothing" and "no retention record" in result["reason"]
+    assert result["action"] == "nothing" and "shifting by run bluegreen_deploy/run1" in result["reason"]
+    assert world.snapshot() == before
