@@ -10,8 +10,10 @@ import boto3
 import pytest
 from moto import mock_aws
 
+from bluegreen_provider.hooks.route53 import Route53Hook
 from bluegreen_provider.plan import Plan
 from bluegreen_provider.spec import DeploymentSpec
+from bluegreen_provider.state import DeploymentState, ServiceState, acquire, decode_txt, record_release, shift
 
 REGION = "us-east-1"
 SERVICE = "lego-api"
@@ -45,6 +47,34 @@ class World:
         """The weights Route53 holds now, by set identifier."""
         sets = boto3.client("route53").list_resource_record_sets(HostedZoneId=self.zone_id)
         return {r["SetIdentifier"]: r["Weight"] for r in sets["ResourceRecordSets"] if r.get("SetIdentifier")}
+
+    def state(self) -> DeploymentState | None:
+        """The deployment state record read back with plain boto3 (None before any deployment)."""
+        sets = boto3.client("route53").list_resource_record_sets(HostedZoneId=self.zone_id)["ResourceRecordSets"]
+        txt = [r for r in sets if r["Type"] == "TXT" and r["Name"].startswith("_bluegreen.")]
+        if not txt:
+            return None
+        return DeploymentState.from_json(decode_txt(" ".join(v["Value"] for v in txt[0]["ResourceRecords"])))
+
+    def deployed_to_50(self, owner: str) -> DeploymentState:
+        """``owner`` takes the service and shifts green to 50 % through the stages' transitions.
+
+        The split starts at blue 100 again first (no deployment state exists yet, so nothing disagrees).
+        """
+        assert self.state() is None
+        boto3.client("route53").change_resource_record_sets(
+            HostedZoneId=self.zone_id, ChangeBatch={"Changes": [_record("blue", 100), _record("green", 0)]}
+        )
+        svc = ServiceState(Route53Hook(aws_conn_id=None), self.zone_id, self.spec)
+        acquire(svc, owner, live_versions={f: "1" for f in FUNCTIONS}, run_is_active=lambda _: True)
+        green = {f: "2" for f in FUNCTIONS}
+        record_release(svc, owner, green)
+        shift(svc, owner, 10, previous_pct=0, serving=green)
+        shift(svc, owner, 50, previous_pct=10, serving=green)
+        state = self.state()
+        assert (state.phase, state.owner, state.split) == ("shifting", owner, {"blue": 50, "green": 50})
+        assert self.split() == {"blue": 50, "green": 50}
+        return state
 
 
 def _zip(body: str) -> bytes:

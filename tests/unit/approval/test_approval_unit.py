@@ -17,8 +17,6 @@ from airflow.sdk.exceptions import (
     TaskAwaitingInput,
 )
 
-from bluegreen_provider.hooks.route53 import Route53Hook
-from bluegreen_provider.records import DeploymentRecords
 from bluegreen_provider.sensors.approval import ApprovalSensor, HoldOperator, duration
 
 SOAK_50 = {
@@ -249,9 +247,7 @@ def hold_ti(world, record, state="success") -> FakeTI:
 
 
 def test_hold_fails_with_the_split_and_the_ways_forward(world):
-    DeploymentRecords(Route53Hook(aws_conn_id=None), world.zone_id, world.spec).acquire(
-        "bluegreen_deploy/manual__1", "blue", lambda lock: True
-    )
+    before = world.deployed_to_50("deploy/manual__1")
     record = {"decision": "reject", "by": "alice", "at": "2026-11-26T12:03:04+00:00", "via": "response"}
     with pytest.raises(AirflowFailException) as held:
         build_dag().get_task("hold").execute(context_for(hold_ti(world, record)))
@@ -261,7 +257,22 @@ def test_hold_fails_with_the_split_and_the_ways_forward(world):
     )
     assert "clear 'approval' with its downstream tasks and approve" in message
     assert "trigger the bluegreen_rollback DAG or run `bluegreen rollback --service lego-api`" in message
-    assert message.endswith("The deployment lock on lego-api is held by bluegreen_deploy/manual__1.")
+    after = world.state()
+    assert message.endswith(f"lego-api is held by deploy/manual__1 (generation {before.generation + 1}).")
+    assert (after.phase, after.owner, after.generation) == ("held", "deploy/manual__1", before.generation + 1)
+    assert after.reason == "held: rejected by alice at 2026-11-26 12:03:04 UTC"
+    assert after.split == {"blue": 50, "green": 50}
+    assert world.split() == {"blue": 50, "green": 50}
+
+
+def test_hold_without_a_deployment_state_still_says_where_traffic_is(world):
+    record = {"decision": "reject", "by": "alice", "at": "2026-11-26T12:03:04+00:00", "via": "response"}
+    with pytest.raises(AirflowFailException) as held:
+        build_dag().get_task("hold").execute(context_for(hold_ti(world, record)))
+    message = str(held.value)
+    assert message.startswith("HELD at blue 50 / green 50: rejected by alice")
+    assert "Not recorded as held: lego-api has no deployment state record" in message
+    assert world.state() is None
     assert world.split() == {"blue": 50, "green": 50}
 
 
