@@ -27,7 +27,9 @@ DAG_FILE = textwrap.dedent(
         shift = ShiftWeightOperator(task_id="shift_10", candidate_pct=10)
         soak_10 = PythonOperator(task_id="soak_10", python_callable=soak)
         rollback = RollbackOperator(task_id="rollback")
-        plan >> deploy >> shift >> soak_10 >> rollback
+        plan >> deploy >> shift >> soak_10
+        # As the DAG factory wires it: the rollback is the run's teardown.
+        [deploy, shift, soak_10] >> rollback.as_teardown(setups=plan)
     """
 )
 
@@ -57,11 +59,15 @@ def test_failed_soak_rolls_back_and_the_run_fails(world, tmp_path, monkeypatch):
         "deploy_green": "success",
         "shift_10": "success",
         "soak_10": "failed",
-        "rollback": "failed",
+        "rollback": "success",  # the teardown restored traffic (the callback sent it) and confirmed it
     }
-    assert state == "failed"
+    assert state == "failed"  # the run still fails: a stage failed
     assert world.split() == {"blue": 100, "green": 0}
     assert world.aliases("green") == {fn: "2" for fn in world.functions}
+    deployment = world.state()
+    assert deployment.owner.startswith("bluegreen_stages/manual__")
+    assert (deployment.phase, deployment.live, deployment.split) == ("rolled_back", "blue", world.split())
+    assert deployment.reason.startswith("soak_10 failed: error rate 9.0% > 5.0%")
     assert world.tags() == {}
 
 
