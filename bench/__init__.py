@@ -9,6 +9,7 @@ of AWS API calls, the lego-api spec as the shipped DAG configures it, and sandbo
 from __future__ import annotations
 
 import contextlib
+import itertools
 import math
 import os
 import platform
@@ -367,7 +368,7 @@ async def first_event(trigger: Any, timeout: float) -> tuple[dict[str, Any], flo
     return event.payload, time.monotonic()
 
 
-def lego_plan(sandbox: Sandbox, spec: dict[str, Any]) -> Any:
+def lego_plan(sandbox: Sandbox, spec: dict[str, Any], owner: str = OWNER) -> Any:
     """The plan the plan task would write mid-deployment: blue live, green the candidate."""
     from bluegreen_provider.plan import Plan
     from bluegreen_provider.sandbox.world import FUNCTIONS
@@ -378,7 +379,7 @@ def lego_plan(sandbox: Sandbox, spec: dict[str, Any]) -> Any:
         zone_id=sandbox.hosted_zone_id,
         live="blue",
         candidate="green",
-        owner=OWNER,
+        owner=owner,
         split_before={"blue": 100, "green": 0},
         live_versions=dict.fromkeys(FUNCTIONS, "1"),
         candidate_versions_before=dict.fromkeys(FUNCTIONS, "1"),
@@ -386,11 +387,61 @@ def lego_plan(sandbox: Sandbox, spec: dict[str, Any]) -> Any:
     )
 
 
-def take_lock(plan: Any) -> None:
-    """Hold the deployment lock for ``OWNER`` as the plan task does (untimed setup)."""
-    from bluegreen_provider.hooks.route53 import Route53Hook
-    from bluegreen_provider.records import DeploymentRecords
+_runs = itertools.count(1)
 
-    DeploymentRecords(Route53Hook(aws_conn_id="aws_default"), plan.zone_id, plan.spec).acquire(
-        OWNER, plan.live, is_active=lambda _lock: True
-    )
+
+def new_owner() -> str:
+    """The owner string of a new deployment run (a run rolled back by hand never shifts traffic again)."""
+    return f"{OWNER}_{next(_runs)}"
+
+
+def slot_serving(sandbox: Sandbox, slot: str) -> dict[str, str]:
+    """Function -> version the slot's alias serves, read with the sandbox's own client."""
+    from bluegreen_provider.sandbox.world import FUNCTIONS, alias_name
+
+    lambda_ = sandbox.clients()("lambda")
+    return {fn: lambda_.get_alias(FunctionName=fn, Name=alias_name(slot))["FunctionVersion"] for fn in FUNCTIONS}
+
+
+def deploy_to(sandbox: Sandbox, plan: Any, owner: str, candidate_pct: int = 0, *, retention_seconds: int = 0) -> Any:
+    """Take the service for ``owner`` and move the candidate to ``candidate_pct`` (untimed setup).
+
+    The stages' own transitions: plan (acquire), deploy (record what the candidate serves), then the
+    shifts 10 and ``candidate_pct``; 100 promotes, retaining the old live slot for ``retention_seconds``.
+    The split must read 100 % on ``plan.live`` first. Returns the service's :class:`ServiceState`.
+    """
+    from bluegreen_provider.hooks.route53 import Route53Hook
+    from bluegreen_provider.state import ServiceState, acquire, record_release, shift
+
+    svc = ServiceState(Route53Hook(aws_conn_id="aws_default"), plan.zone_id, plan.spec)
+    state, _ = acquire(svc, owner, live_versions=slot_serving(sandbox, plan.live), run_is_active=lambda _: False)
+    if state.live != plan.live:
+        raise AssertionError(f"expected {plan.live} live, the state says {state.live}")
+    candidate = slot_serving(sandbox, plan.candidate)
+    record_release(svc, owner, candidate)
+    previous = 0
+    for pct in sorted({p for p in (10, candidate_pct) if 0 < p <= candidate_pct}):
+        shift(
+            svc,
+            owner,
+            pct,
+            previous_pct=previous,
+            serving=candidate,
+            retention_seconds=retention_seconds if pct == 100 else 0,
+        )
+        previous = pct
+    return svc
+
+
+def failure_context(plan: Any, owner: str, task_id: str = "soak_10") -> dict[str, Any]:
+    """The slice of a task's context ``rollback_on_failure`` reads: the task, its XCom plan and the run."""
+    from types import SimpleNamespace
+
+    raw = plan.to_dict()
+    dag_id, _, run_id = owner.partition("/")
+    return {
+        "task": SimpleNamespace(plan_task_id="plan", aws_conn_id="aws_default", region_name=None),
+        "ti": SimpleNamespace(task_id=task_id, xcom_pull=lambda task_ids=None, **_: raw),
+        "dag_run": SimpleNamespace(dag_id=dag_id, run_id=run_id),
+        "exception": "bench: canary breached",
+    }

@@ -1,9 +1,10 @@
 """How many users a bad canary hurts before the rollback: failed green requests, shift -> traffic restored.
 
-Per repetition: green serves the ``bad`` release (30 % of its requests fail), the deployment lock is
-held as the plan task takes it, then at T the split goes to 90/10; the real ``ErrorRateTrigger``
-soaks it with the given poll interval and, at its breach event, ``restore_live`` runs as the failure
-callback does (new hook). Failed requests are the sandbox's own count of 5XX answers from green
+Per repetition: green serves the ``bad`` release (30 % of its requests fail), a new run takes the
+service and records the release through the plan and deploy transitions, then at T it shifts 10 %
+(the real ``shift`` transition); the real ``ErrorRateTrigger`` soaks it with the given poll interval
+and, at its breach event, the failure callback ``rollback_on_failure`` runs (it builds a new hook and
+sends the run's compare-and-swap rollback). Failed requests are the sandbox's own count of 5XX answers from green
 between T and the moment the traffic simulator stops sending to green (its weight cache is 1 s,
 standing in for DNS caching, which on AWS is the record's TTL).
 
@@ -20,19 +21,20 @@ from datetime import UTC, datetime
 from typing import Any
 
 from bench import (
-    OWNER,
     BenchResult,
     aws_connection,
+    deploy_to,
+    failure_context,
     first_event,
     green_tally,
     lego_plan,
     lego_spec,
     log,
+    new_owner,
     point_slot,
     publish_release,
-    set_weights,
+    slot_serving,
     soak_trigger,
-    take_lock,
     wait_until,
 )
 
@@ -43,18 +45,25 @@ ROUTER_REFRESH_SECONDS = 1.0  # the sandbox router's weight cache (sandbox/routi
 
 def _rep(sandbox: Any, plan: Any, *, poll: float, min_requests: int, timeout: float) -> dict[str, Any]:
     from bluegreen_provider.hooks.route53 import Route53Hook
-    from bluegreen_provider.rollback import restore_live
+    from bluegreen_provider.rollback import rollback_on_failure
+    from bluegreen_provider.state import Phase, ServiceState, shift
 
-    take_lock(plan)
+    owner = new_owner()
+    svc = deploy_to(sandbox, plan, owner)
+    serving = slot_serving(sandbox, plan.candidate)
+    context = failure_context(plan, owner)
     before = green_tally(sandbox)
-    set_weights(sandbox, 90, 10)
+    shift(svc, owner, 10, previous_pct=0, serving=serving)
     shifted = time.monotonic()
     trigger = soak_trigger(
         datetime.now(UTC), poll_interval=poll, min_requests=min_requests, alarms=(), soak_seconds=timeout
     )
     event, seen = asyncio.run(first_event(trigger, timeout))
-    outcome = restore_live(Route53Hook(aws_conn_id="aws_default"), plan, reason="bench blast radius", owner=OWNER)
+    rollback_on_failure(context)
     restored = time.monotonic()
+    state = ServiceState(Route53Hook(aws_conn_id="aws_default"), plan.zone_id, plan.spec).state()
+    if sandbox.weights() != {"blue": 100, "green": 0} or state is None or state.phase != Phase.ROLLED_BACK:
+        raise AssertionError(f"the rollback left {sandbox.weights()}, state {state}")
     at_restore = green_tally(sandbox)
     # Green stops taking requests once the router's cache has seen the restored weights.
     time.sleep(ROUTER_REFRESH_SECONDS + 0.5)
@@ -70,7 +79,8 @@ def _rep(sandbox: Any, plan: Any, *, poll: float, min_requests: int, timeout: fl
         "failed_5xx": after[1] - before[1],
         "function_errors": after[2] - before[2],
         "failed_after_restore": after[1] - at_restore[1],
-        "rolled_back": outcome.get("changed"),
+        "rolled_back": True,
+        "generation": state.generation,
     }
 
 
@@ -116,7 +126,7 @@ def run(
         result.add(f"{key}: failed requests (5XX on green)", "req", [r["failed_5xx"] for r in good])
         result.add(f"{key}: green requests served", "req", [r["green_requests"] for r in good])
         result.add(f"{key}: shift -> traffic restored", "s", [r["exposure_s"] for r in good])
-        result.add(f"{key}: of which breach -> restore_live done", "s", [r["restore_s"] for r in good])
+        result.add(f"{key}: of which breach -> rollback_on_failure done", "s", [r["restore_s"] for r in good])
     result.details = {"runs": runs}
     expected = rate * 0.10 * 0.30
     result.notes.append(

@@ -1,15 +1,16 @@
 """How long the plan step takes for the 4-function lego-api, and how many AWS reads it makes.
 
-Runs the real ``PlanDeploymentOperator.execute`` (not a dry run: it takes the deployment lock, as a
-real run does) with a minimal stand-in context (task instance with XCom, DAG run ids). Between
-repetitions the lock is released, untimed. Two variants:
+Runs the real ``PlanDeploymentOperator.execute`` (not a dry run: it takes the service in the
+deployment state record, as a real run does) with a minimal stand-in context (task instance with
+XCom, DAG run ids). Between repetitions the run rolls itself back (its ``rollback`` transition,
+untimed), so the next plan takes the service afresh. Two variants:
 
 * new operator: fresh hooks and boto3 clients, as every task process of a real run starts;
 * reused operator: hooks already built, so only our code and the API round trips are timed.
 
 What it reads: zone by name, the weighted split, every function and both slots' aliases (each alias's
 CodeSha256), version lists where the candidate does not already serve the zip, alarm states,
-the zone's lock/retention tags. Against moto on loopback: on AWS each call is a real round trip.
+the deployment state record (read with the split). Against moto on loopback: on AWS each call is a real round trip.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import time
 from types import SimpleNamespace
 from typing import Any
 
-from bench import OWNER, ApiCalls, BenchResult, aws_connection, lego_spec, log, set_weights
+from bench import OWNER, ApiCalls, BenchResult, aws_connection, lego_spec, log
 
 NAME = "plan_latency"
 DEFAULT_REPS = 10
@@ -56,9 +57,9 @@ def _context(task: Any) -> dict[str, Any]:
 def run(reps: int = DEFAULT_REPS, *, rate: float = 40.0, flush: float = 1.0) -> BenchResult:
     from bluegreen_provider.hooks.route53 import Route53Hook
     from bluegreen_provider.operators.plan import PlanDeploymentOperator
-    from bluegreen_provider.records import DeploymentRecords
     from bluegreen_provider.sandbox import Sandbox
     from bluegreen_provider.spec import DeploymentSpec
+    from bluegreen_provider.state import Phase, ServiceState, rollback
 
     result = BenchResult(
         NAME,
@@ -69,13 +70,19 @@ def run(reps: int = DEFAULT_REPS, *, rate: float = 40.0, flush: float = 1.0) -> 
 
     with Sandbox(rate_per_second=rate, flush_seconds=flush) as sandbox, aws_connection(sandbox):
         spec = lego_spec(sandbox)
-        set_weights(sandbox, 100, 0)
-        records = DeploymentRecords(
+        svc = ServiceState(
             Route53Hook(aws_conn_id="aws_default"), sandbox.hosted_zone_id, DeploymentSpec.from_dict(spec)
         )
+
+        def end_run() -> None:
+            """The run rolls itself back (100 % stays on blue), so the next plan takes the service afresh."""
+            state = rollback(svc, OWNER, "bench: next repetition").state
+            if state.phase != Phase.ROLLED_BACK or state.split != {"blue": 100, "green": 0}:
+                raise AssertionError(f"unexpected state after the plan: {state}")
+
         reused = PlanDeploymentOperator(task_id="plan", spec=spec)
         _execute(reused, _context(reused))  # builds its hooks; not measured
-        records.release(OWNER)
+        end_run()
         calls = ApiCalls()
         with calls.active():
             for i in range(reps):
@@ -91,8 +98,9 @@ def run(reps: int = DEFAULT_REPS, *, rate: float = 40.0, flush: float = 1.0) -> 
                     bucket["calls"].append(calls.total)
                     bucket["api"].append(calls.total_seconds)
                     ops[variant] = calls.snapshot()
-                    if plan["live"] != "blue" or not records.release(OWNER):
-                        raise AssertionError(f"unexpected plan or lock: live={plan['live']}")
+                    if plan["live"] != "blue" or plan.get("resumed"):
+                        raise AssertionError(f"unexpected plan: live={plan['live']}, resumed={plan.get('resumed')}")
+                    end_run()
                 log(f"{NAME}: rep {i + 1}/{reps}")
     for variant, bucket in samples.items():
         result.add(f"{variant}: execute()", "s", bucket["total"])

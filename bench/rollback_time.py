@@ -1,33 +1,35 @@
 """How long our rollback code takes, and how many AWS calls it makes, from call to "live has 100 %".
 
-Against moto every Route53 change is INSYNC at once, so this is our code path plus API round trips on
-loopback, not Route53 propagation: on AWS add the time to INSYNC (typically under 60 s), observed in
-``GetChange`` polls every ``poll_seconds`` (5 s by default, so up to 5 s more).
+The clock stops when the split reads back restored, not at INSYNC, so this is our code path plus API
+round trips on loopback, not Route53 propagation: on AWS add the time to INSYNC (typically under 60 s),
+which the ``rollback`` task waits for in ``GetChange`` polls every ``poll_seconds``.
 
-Variants (each ends with the split read back, independently of the code under test, as blue 100 / green 0):
+Variants (each from a run of its own at 90/10, set up through the stages' transitions; each ends with
+the split read back, independently of the code under test, as blue 100 / green 0):
 
-* ``restore_live`` cold: a new ``Route53Hook``, as ``rollback_on_failure`` builds one per failing task.
-* ``restore_live`` warm: the same hook reused (the rollback task's second, no-op-free call path).
-* ``manual_rollback`` mid-deployment: the emergency DAG/CLI path, zone resolved by name, lock held.
-* ``manual_rollback`` after promotion: green live, blue retained; 100 % back to blue, retention cleared.
+* ``rollback_on_failure``: the failure callback itself, which builds a new ``Route53Hook`` per failing
+  task and sends the run's compare-and-swap rollback.
+* ``state.rollback`` warm: the same transition with a hook reused (the rollback task's path).
+* ``emergency_rollback`` mid-deployment: the emergency DAG/CLI path, zone resolved by name.
+* ``emergency_rollback`` after promotion: green live, blue retained; 100 % back to blue (its aliases
+  are checked to still serve the retained release), retention cleared.
 """
 
 from __future__ import annotations
 
 import time
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from bench import (
-    OWNER,
     ApiCalls,
     BenchResult,
     aws_connection,
+    deploy_to,
+    failure_context,
     lego_plan,
     lego_spec,
     log,
-    set_weights,
-    take_lock,
+    new_owner,
 )
 
 NAME = "rollback_time"
@@ -48,63 +50,56 @@ def _timed(calls: ApiCalls, sandbox: Any, action: Any) -> tuple[float, int, floa
 
 
 def run(reps: int = DEFAULT_REPS, *, rate: float = 40.0, flush: float = 1.0) -> BenchResult:
+    from bluegreen_provider.hooks.lambda_alias import LambdaAliasHook
     from bluegreen_provider.hooks.route53 import Route53Hook
-    from bluegreen_provider.records import DeploymentRecords
-    from bluegreen_provider.rollback import manual_rollback, restore_live
+    from bluegreen_provider.rollback import emergency_rollback, rollback_on_failure
     from bluegreen_provider.sandbox import Sandbox
+    from bluegreen_provider.state import Phase, ServiceState, rollback
 
     result = BenchResult(NAME, {"reps": reps, "rate_per_s": rate, "flush_s": flush, "split_before": "90/10"})
     samples: dict[str, dict[str, list[float]]] = {}
     breakdown: dict[str, dict[str, int]] = {}
 
-    def record(variant: str, measured: tuple[float, int, float, dict[str, int], Any]) -> None:
+    def record(variant: str, measured: tuple[float, int, float, dict[str, int], Any], phase: Phase) -> None:
         elapsed, count, api_seconds, ops, _ = measured
+        recorded = ServiceState(warm, plan.zone_id, spec).state()
+        if recorded is None or recorded.phase != phase:
+            raise AssertionError(f"{variant}: the state record reads {recorded}, expected {phase}")
         bucket = samples.setdefault(variant, {"total": [], "calls": [], "api": []})
         bucket["total"].append(elapsed)
         bucket["calls"].append(count)
         bucket["api"].append(api_seconds)
         breakdown[variant] = ops
 
+    def emergency() -> Any:
+        hook = Route53Hook(aws_conn_id="aws_default")
+        return emergency_rollback(hook, LambdaAliasHook(aws_conn_id="aws_default"), spec, by="bench", reason="bench")
+
     with Sandbox(rate_per_second=rate, flush_seconds=flush) as sandbox, aws_connection(sandbox):
         plan = lego_plan(sandbox, lego_spec(sandbox))
         spec = plan.spec
         warm = Route53Hook(aws_conn_id="aws_default")
         warm.get_split(plan.zone_id, spec.record_name, spec.record_type, ["blue", "green"])  # build its client
-        records = DeploymentRecords(warm, plan.zone_id, spec)
         calls = ApiCalls()
         with calls.active():
             for i in range(reps):
-                for variant, make_hook in (("restore_live (new hook)", None), ("restore_live (reused hook)", warm)):
-                    set_weights(sandbox, 90, 10)
-                    take_lock(plan)
+                owner = new_owner()
+                deploy_to(sandbox, plan, owner, 10)
+                context = failure_context(plan, owner)
+                measured = _timed(calls, sandbox, lambda context=context: rollback_on_failure(context))
+                record("rollback_on_failure (new hook)", measured, Phase.ROLLED_BACK)
 
-                    def action(hook: Any = make_hook) -> Any:
-                        route53 = hook or Route53Hook(aws_conn_id="aws_default")
-                        return restore_live(route53, plan, reason="bench", owner=OWNER)
+                owner = new_owner()
+                deploy_to(sandbox, plan, owner, 10)
+                svc = ServiceState(warm, plan.zone_id, spec)
+                measured = _timed(calls, sandbox, lambda svc=svc, owner=owner: rollback(svc, owner, "bench"))
+                record("state.rollback (reused hook)", measured, Phase.ROLLED_BACK)
 
-                    record(variant, _timed(calls, sandbox, action))
+                deploy_to(sandbox, plan, new_owner(), 10)
+                record("emergency_rollback (mid-deployment)", _timed(calls, sandbox, emergency), Phase.ABORTED)
 
-                set_weights(sandbox, 90, 10)
-                take_lock(plan)
-                record(
-                    "manual_rollback (mid-deployment)",
-                    _timed(
-                        calls,
-                        sandbox,
-                        lambda: manual_rollback(Route53Hook(aws_conn_id="aws_default"), spec, reason="bench"),
-                    ),
-                )
-
-                set_weights(sandbox, 0, 100)
-                records.retain("blue", datetime.now(UTC) + timedelta(hours=1), OWNER)
-                record(
-                    "manual_rollback (after promotion)",
-                    _timed(
-                        calls,
-                        sandbox,
-                        lambda: manual_rollback(Route53Hook(aws_conn_id="aws_default"), spec, reason="bench"),
-                    ),
-                )
+                deploy_to(sandbox, plan, new_owner(), 100, retention_seconds=3600)
+                record("emergency_rollback (after promotion)", _timed(calls, sandbox, emergency), Phase.ABORTED)
                 log(f"{NAME}: rep {i + 1}/{reps}")
 
     for variant, bucket in samples.items():
@@ -113,7 +108,8 @@ def run(reps: int = DEFAULT_REPS, *, rate: float = 40.0, flush: float = 1.0) -> 
         result.add(f"{variant}: time inside API calls", "s", bucket["api"])
     result.details = {"api_calls_by_operation": breakdown}
     result.notes.append(
-        "moto reports every change INSYNC at once: these times are our code + loopback round trips. On AWS, "
-        "add Route53 propagation to INSYNC, polled every poll_seconds=5 (rollback_on_failure's default)."
+        "The clock stops when the split reads back restored, not at INSYNC: these times are our code + loopback "
+        "round trips. On AWS add Route53 propagation to INSYNC, which the rollback task waits for on the "
+        "triggerer (polled every poll_seconds)."
     )
     return result
