@@ -20,6 +20,7 @@ import pytest
 
 from bluegreen_provider.localrun import ApprovalResponder, task_states, xcom
 from bluegreen_provider.sandbox import Sandbox
+from bluegreen_provider.state import DeploymentState, decode_txt
 
 REPO = Path(__file__).resolve().parents[2]
 E2E_DAGS = Path(__file__).parent / "dags"
@@ -116,9 +117,7 @@ def deploy(sandbox, service_db, e2e_bundle):
             {"name": f["name"], "zip_file": str(sandbox.state_dir / "releases" / f"{release}.zip")}
             for f in dag.params.get_param("functions").value
         ]
-        responder = ApprovalResponder(
-            dag.dag_id, action=approval, wait_seconds=120, before_answer=on_approval_request
-        )
+        responder = ApprovalResponder(dag.dag_id, action=approval, wait_seconds=120, before_answer=on_approval_request)
         responder.start()
         try:
             dr = dag.test(run_conf={**FAST, "functions": functions, **overrides})
@@ -132,6 +131,22 @@ def deploy(sandbox, service_db, e2e_bundle):
 
 def split(sandbox: Sandbox) -> dict[str, int]:
     return sandbox.weights()
+
+
+def record_sets(sandbox: Sandbox) -> list[dict[str, Any]]:
+    """Every record set of the lego zone, read with the sandbox's own client."""
+    return sandbox.clients()("route53").list_resource_record_sets(HostedZoneId=sandbox.hosted_zone_id)[
+        "ResourceRecordSets"
+    ]
+
+
+def deployment_state(sandbox: Sandbox) -> DeploymentState | None:
+    """The service's deployment state record, read back from the sandbox (None before any deployment)."""
+    txt = [r for r in record_sets(sandbox) if r["Type"] == "TXT" and r["Name"].startswith("_bluegreen.")]
+    assert len(txt) <= 1, txt
+    if not txt:
+        return None
+    return DeploymentState.from_json(decode_txt(" ".join(v["Value"] for v in txt[0]["ResourceRecords"])))
 
 
 os.environ.setdefault("BLUEGREEN_E2E", "1")
