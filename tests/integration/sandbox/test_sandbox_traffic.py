@@ -31,7 +31,12 @@ def test_50_50_splits_traffic_between_slots(sandbox: Sandbox, set_weights, wait_
 
 
 def test_bad_release_on_green_fails_only_green(sandbox: Sandbox, set_weights, deploy, wait_until) -> None:
-    deploy("bad", "green")
+    versions = deploy("bad", "green")
+    # Lambda serves a moved alias at once; the router re-reads aliases each refresh: shift after it has.
+    wait_until(
+        lambda: all(sandbox._router.target(fn, "green").version == v for fn, v in versions.items()),
+        what="the router to see the bad release on green",
+    )
     set_weights(50, 50)
     wait_until(lambda: sandbox.stats()["green"]["errors"] >= 50, what="errors on green")
     stats = sandbox.stats()
