@@ -112,6 +112,7 @@ def test_an_unreadable_record_is_quoted_to_200_characters():
 def test_state_record_name_is_lower_case_with_one_trailing_dot():
     assert state_record_name(SimpleNamespace(record_name="API.Example.com.")) == "_bluegreen.api.example.com."
     assert state_record_name(SimpleNamespace(record_name="api.example.com")) == "_bluegreen.api.example.com."
+    assert state_record_name(SimpleNamespace(record_name="WWW.X.")) == "_bluegreen.www.x."
 
 
 def test_a_missing_weighted_set_is_named(zone):
@@ -176,6 +177,7 @@ def test_a_lost_race_is_read_again_and_decided_again(zone, caplog):
     assert calls == [2, 3] and out.state.generation == 4 == zone.state().generation
     races = [r.getMessage() for r in caplog.records if "lost a race" in r.getMessage()]
     assert len(races) == 1 and races[0].startswith("test lost a race on api.example.com (")
+    assert "(None)" not in races[0] and "()" not in races[0]
 
 
 def test_a_race_lost_every_time_is_refused_after_the_attempts(zone):
@@ -190,7 +192,7 @@ def test_a_race_lost_every_time_is_refused_after_the_attempts(zone):
     msg = str(err.value)
     assert msg.startswith("test: Route53 kept rejecting the change after 2 attempts (")
     assert msg.endswith("); someone else keeps changing api.example.com")
-    assert "()" not in msg
+    assert "()" not in msg and "(None)" not in msg
 
 
 # -- guards and messages -----------------------------------------------------------------------------
@@ -255,6 +257,7 @@ def test_a_re_release_after_a_rollback_re_establishes_the_plan(zone):
     state = record_release(svc, RUN1, V2)
     assert state.phase == Phase.PLANNED == zone.state().phase and zone.state().generation == generation + 1
     assert zone.state().reason == "release deployed"
+    assert record_release(svc, RUN1, V2) == zone.state() and zone.state().generation == generation + 1
 
 
 def test_reasons_recorded_by_each_transition(zone):
@@ -295,6 +298,8 @@ def test_emergency_rollback_asks_the_retained_slot_and_swaps_live_and_candidate(
     ):
         abort(svc, "cli", "x", retained_serving=serving)
     assert asked == ["blue"]
+    with pytest.raises(TransitionRefused, match=re.escape("({'gallery': '1 -> 9'})")):
+        abort(svc, "cli", "x", retained_serving=lambda s: {"orders": "1", "gallery": "9"})
     abort(svc, "cli", "bad", retained_serving=lambda s: V1)
     state = zone.state()
     assert (state.live, state.candidate, state.split) == ("blue", "green", {"blue": 100, "green": 0})
@@ -303,8 +308,9 @@ def test_emergency_rollback_asks_the_retained_slot_and_swaps_live_and_candidate(
 
 def test_emergency_rollback_after_the_retention_or_without_one(zone):
     svc = planned(zone)
-    shift(svc, RUN1, 100, previous_pct=0, serving=V2)  # no retention by default
+    out = shift(svc, RUN1, 100, previous_pct=0, serving=V2)  # no retention by default
     state = zone.state()
+    assert out.state == state
     assert state.phase == Phase.PROMOTED and state.retained is None and state.reason == "promoted"
     with refused(
         NothingToDo, "nothing to roll back: the last promotion retained nothing; green is live (blue 0 / green 100)"
@@ -349,6 +355,8 @@ def test_shift_messages(zone):
     record_release(svc, RUN1, V2)
     with pytest.raises(TransitionRefused, match=re.escape("({'gallery': 'recorded 2, alias serves nothing'})")):
         shift(svc, RUN1, 10, previous_pct=0, serving={"orders": "2", "gallery": None})
+    with pytest.raises(TransitionRefused, match=re.escape("({'gallery': 'recorded 2, alias serves 7'})")):
+        shift(svc, RUN1, 10, previous_pct=0, serving={"orders": "2", "gallery": "7"})
     shift(svc, RUN1, 50, previous_pct=0, serving=V2)
     hold(svc, RUN1, "x")
     with refused(TransitionRefused, "the deployment is held at blue 50 / green 50; approve it or roll back"):
