@@ -101,6 +101,8 @@ class DeploymentState:
     retained: Retained | None = None
     reason: str = ""
     updated_at: str = ""
+    # When the owner took the service: an alarm whose ALARM episode began later is this deployment's.
+    started_at: str = ""
 
     @property
     def active(self) -> bool:
@@ -407,9 +409,11 @@ def acquire(
                 f"{state.retained.until} for emergency rollback; this deployment ends that retention"
             )
         versions = {live: dict(live_versions)}
+        started_at = _now()
         if state is not None and state.owner == owner and state.live == live:
             # Clearing a stage clears its setup (the plan) too: keep the release this run recorded.
             versions = {**state.versions, live: dict(live_versions)}
+            started_at = state.started_at or started_at
         return DeploymentState(
             service=svc.spec.service,
             generation=0,
@@ -420,6 +424,7 @@ def acquire(
             split=svc.weights(candidate, 0),
             versions=versions,
             reason="planned",
+            started_at=started_at,
         )
 
     try:
