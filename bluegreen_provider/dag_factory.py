@@ -77,6 +77,9 @@ _RUN_PARAMS: dict[str, dict[str, Any]] = {
     "approval_timeout_seconds": {"type": "integer", "minimum": 0},
     "approval_timeout_policy": {"type": "string", "enum": ["hold", "rollback"]},
     "retention_seconds": {"type": "integer", "minimum": 0},
+    "metrics_lag_seconds": {"type": "number", "minimum": 0},
+    "comparison_margin": {"type": "number", "minimum": 1},
+    "post_promotion_policy": {"type": "string", "enum": ["rollback", "notify", "off"]},
 }
 
 

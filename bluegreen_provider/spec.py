@@ -13,6 +13,7 @@ from typing import Any
 
 SLOT_NAMES = ("blue", "green")
 MAX_ROUTE53_WEIGHT = 255
+POST_PROMOTION_POLICIES = ("rollback", "notify", "off")
 _FUNCTION_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 _ALIAS_NAME = re.compile(r"^(?!^[0-9]+$)[A-Za-z0-9_-]{1,128}$")
 
@@ -113,11 +114,18 @@ class DeploymentSpec:
     poll_interval_seconds: float = 30.0
     metrics_source: str = "lambda"
     metrics_period_seconds: int = 60
+    # CloudWatch delivers Lambda datapoints 1-3 minutes late: a verdict waits period + lag.
+    metrics_lag_seconds: int = 120
+    # The candidate fails when its error rate is significantly above margin x live's (exact test, alpha).
+    comparison_margin: float = 1.5
+    comparison_alpha: float = 0.05
     alarms: tuple[str, ...] = ()
     no_data_policy: str = "fail"
     approval_timeout_seconds: int = 24 * 3600
     approval_timeout_policy: str = "hold"
     retention_seconds: int = 24 * 3600
+    # While the previous release is retained: roll back to it on a breach, only report it, or do not watch.
+    post_promotion_policy: str = "rollback"
     keep_versions: int = 3
     prewarm_invocations: int = 0
     insync_timeout_seconds: int = 300
@@ -249,6 +257,17 @@ class DeploymentSpec:
             missing = [s.name for s in self.slots.values() if not s.api_name]
             if missing:
                 p.append(f"metrics_source 'apigateway' needs slots.<slot>.api_name; missing for {missing}")
+        if not isinstance(self.metrics_lag_seconds, int | float) or self.metrics_lag_seconds < 0:
+            p.append(f"metrics_lag_seconds must be a non-negative number, got {self.metrics_lag_seconds!r}")
+        if not isinstance(self.comparison_margin, int | float) or self.comparison_margin < 1:
+            p.append(f"comparison_margin must be a number >= 1 (1: no worse than live), got {self.comparison_margin!r}")
+        if not isinstance(self.comparison_alpha, int | float) or not 0 < self.comparison_alpha < 1:
+            p.append(f"comparison_alpha must be in (0, 1), got {self.comparison_alpha!r}")
+        if self.post_promotion_policy not in POST_PROMOTION_POLICIES:
+            p.append(
+                f"post_promotion_policy must be one of {list(POST_PROMOTION_POLICIES)}, "
+                f"got {self.post_promotion_policy!r}"
+            )
         if self.no_data_policy not in ("fail", "pass"):
             p.append(f"no_data_policy must be 'fail' or 'pass', got {self.no_data_policy!r}")
         if self.approval_timeout_policy not in ("hold", "rollback"):

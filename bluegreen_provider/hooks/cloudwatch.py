@@ -95,6 +95,9 @@ class ErrorRate:
     enough_data: bool
     start: datetime
     end: datetime
+    # Start of the newest period holding a datapoint: CloudWatch delivers late, so a window's end
+    # may not have been judged yet.
+    last_datapoint_at: datetime | None = None
 
     def to_dict(self) -> dict:
         return {
@@ -104,6 +107,7 @@ class ErrorRate:
             "enough_data": self.enough_data,
             "start": self.start.isoformat(),
             "end": self.end.isoformat(),
+            "last_datapoint_at": self.last_datapoint_at.isoformat() if self.last_datapoint_at else None,
         }
 
 
@@ -115,6 +119,9 @@ class AlarmState:
     state: str
     reason: str
     updated_at: datetime | None
+    # When the alarm entered its current state: one ALARM episode keeps one value. CloudWatch's
+    # StateTransitionedTimestamp where given, else StateUpdatedTimestamp.
+    since: datetime | None = None
 
 
 class CloudWatchMetricsHook(AwsBaseHook):
@@ -156,8 +163,20 @@ class CloudWatchMetricsHook(AwsBaseHook):
         period_seconds: int,
     ) -> list[float]:
         """Sum each (namespace, metric, dimensions) over the window, batching into few GetMetricData calls."""
+        return self._sums_and_latest(metrics, start=start, end=end, period_seconds=period_seconds)[0]
+
+    def _sums_and_latest(
+        self,
+        metrics: Sequence[tuple[str, str, Mapping[str, str]]],
+        *,
+        start: datetime,
+        end: datetime,
+        period_seconds: int,
+    ) -> tuple[list[float], list[datetime | None]]:
+        """Sums as :meth:`_sums`, and the newest datapoint timestamp of each metric."""
         self._check_window(start, end, period_seconds)
         totals = [0.0] * len(metrics)
+        latest: list[datetime | None] = [None] * len(metrics)
         paginator = self.conn.get_paginator("get_metric_data")
         for offset in range(0, len(metrics), _MAX_QUERIES):
             batch = metrics[offset : offset + _MAX_QUERIES]
@@ -179,8 +198,12 @@ class CloudWatchMetricsHook(AwsBaseHook):
             ]
             for page in paginator.paginate(MetricDataQueries=queries, StartTime=start, EndTime=end):
                 for result in page["MetricDataResults"]:
-                    totals[int(result["Id"][1:])] += float(sum(result["Values"]))
-        return totals
+                    index = int(result["Id"][1:])
+                    totals[index] += float(sum(result["Values"]))
+                    stamps = [t for t in result.get("Timestamps", []) if latest[index] is None or t > latest[index]]
+                    if stamps:
+                        latest[index] = max(stamps)
+        return totals, latest
 
     def metric_sum(
         self,
@@ -226,22 +249,55 @@ class CloudWatchMetricsHook(AwsBaseHook):
         :param period_seconds: aggregation period; the window total does not depend on it.
         :param min_requests: below this many requests the rate is reported but ``enough_data`` is False.
         """
+        return self.error_rates(
+            [query], start=start, end=end, period_seconds=period_seconds, min_requests=min_requests
+        )[0]
+
+    def error_rates(
+        self,
+        queries: Sequence[ErrorRateQuery],
+        *,
+        start: datetime,
+        end: datetime,
+        period_seconds: int = 60,
+        min_requests: int = 1,
+    ) -> list[ErrorRate]:
+        """
+        Error percentages of several slots over the same window, in one batched GetMetricData.
+
+        Comparing the candidate with live needs both read over exactly the same window.
+
+        :param queries: one query per slot.
+        :param start: timezone-aware window start.
+        :param end: timezone-aware window end.
+        :param period_seconds: aggregation period; the window total does not depend on it.
+        :param min_requests: below this many requests a rate is reported but ``enough_data`` is False.
+        """
         if isinstance(min_requests, bool) or not isinstance(min_requests, int) or min_requests < 0:
             raise MetricQueryError(f"min_requests must be an int >= 0, got {min_requests!r}")
-        metrics = [(query.namespace, query.requests_metric, d) for d in query.dimension_sets] + [
-            (query.namespace, query.errors_metric, d) for d in query.dimension_sets
-        ]
-        sums = self._sums(metrics, start=start, end=end, period_seconds=period_seconds)
-        n = len(query.dimension_sets)
-        requests, errors = sum(sums[:n]), sum(sums[n:])
-        return ErrorRate(
-            requests=requests,
-            errors=errors,
-            rate_pct=errors / requests * 100 if requests > 0 else None,
-            enough_data=requests >= min_requests,
-            start=start,
-            end=end,
-        )
+        metrics: list[tuple[str, str, Mapping[str, str]]] = []
+        for query in queries:
+            metrics += [(query.namespace, query.requests_metric, d) for d in query.dimension_sets]
+            metrics += [(query.namespace, query.errors_metric, d) for d in query.dimension_sets]
+        sums, latest = self._sums_and_latest(metrics, start=start, end=end, period_seconds=period_seconds)
+        rates, offset = [], 0
+        for query in queries:
+            n = len(query.dimension_sets)
+            requests, errors = sum(sums[offset : offset + n]), sum(sums[offset + n : offset + 2 * n])
+            stamps = [t for t in latest[offset : offset + 2 * n] if t is not None]
+            offset += 2 * n
+            rates.append(
+                ErrorRate(
+                    requests=requests,
+                    errors=errors,
+                    rate_pct=errors / requests * 100 if requests > 0 else None,
+                    enough_data=requests >= min_requests,
+                    start=start,
+                    end=end,
+                    last_datapoint_at=max(stamps) if stamps else None,
+                )
+            )
+        return rates
 
     def alarm_states(self, alarm_names: Sequence[str]) -> dict[str, AlarmState]:
         """
@@ -266,6 +322,7 @@ class CloudWatchMetricsHook(AwsBaseHook):
                         state=alarm["StateValue"],
                         reason=alarm.get("StateReason", ""),
                         updated_at=alarm.get("StateUpdatedTimestamp"),
+                        since=alarm.get("StateTransitionedTimestamp") or alarm.get("StateUpdatedTimestamp"),
                     )
         missing = [n for n in names if n not in found]
         if missing:
