@@ -8,11 +8,11 @@ ends (``[core] task_success_overtime``), so waiting for INSYNC and reading the s
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from bluegreen_provider.plan import Plan
-from bluegreen_provider.state import NothingToDo, Outcome, ServiceState, abort, owner_of, rollback
+from bluegreen_provider.state import NothingToDo, Outcome, ServiceState, abort, guard_rollback, owner_of, rollback
 
 if TYPE_CHECKING:
     from bluegreen_provider.hooks.lambda_alias import LambdaAliasHook
@@ -20,6 +20,13 @@ if TYPE_CHECKING:
     from bluegreen_provider.spec import DeploymentSpec
 
 log = logging.getLogger(__name__)
+
+ROLLBACK_DAG_ID = "bluegreen_rollback"
+
+
+def rollback_hint(service: str) -> str:
+    """How a person rolls the service back, for messages."""
+    return f"trigger the {ROLLBACK_DAG_ID} DAG or run `bluegreen rollback --service {service}`"
 
 
 def describe_split(spec: DeploymentSpec, split: Mapping[str, int]) -> str:
@@ -88,6 +95,40 @@ def rollback_on_failure(context: Mapping[str, Any]) -> None:
         )
 
 
+def slot_serving(lambdas: LambdaAliasHook, spec: DeploymentSpec) -> Callable[[str], dict[str, str | None]]:
+    """slot -> {function: version its alias serves now}, read from Lambda when asked."""
+
+    def serving(slot: str) -> dict[str, str | None]:
+        alias = spec.slots[slot].alias
+        result: dict[str, str | None] = {}
+        for release in spec.functions:
+            target = lambdas.get_alias(release.name, alias)
+            result[release.name] = target.version if target else None
+        return result
+
+    return serving
+
+
+def post_promotion_rollback(
+    route53: Route53Hook, lambdas: LambdaAliasHook, plan: Plan, owner: str, reason: str
+) -> Outcome:
+    """The post-promotion guard's rollback to the retained slot (see :func:`bluegreen_provider.state.guard_rollback`).
+
+    :raises NothingToDo: this run's promotion is no longer the one retained; nothing changed.
+    """
+    svc = ServiceState(route53, plan.zone_id, plan.spec)
+    outcome = guard_rollback(svc, owner, reason, retained_serving=slot_serving(lambdas, plan.spec))
+    log.error(
+        "POST-PROMOTION ROLLBACK of %s: %s -> %s; %s is live again (%s)",
+        plan.spec.service,
+        describe_split(plan.spec, outcome.before.split),
+        describe_split(plan.spec, outcome.state.split),
+        outcome.state.live,
+        reason,
+    )
+    return outcome
+
+
 def emergency_rollback(
     route53: Route53Hook,
     lambdas: LambdaAliasHook,
@@ -102,16 +143,7 @@ def emergency_rollback(
     :raises NothingToDo: nothing safe to roll back to; the message says why.
     """
     zone_id = zone_id or route53.resolve_zone_id(spec.hosted_zone)
-
-    def serving(slot: str) -> dict[str, str | None]:
-        alias = spec.slots[slot].alias
-        result: dict[str, str | None] = {}
-        for release in spec.functions:
-            target = lambdas.get_alias(release.name, alias)
-            result[release.name] = target.version if target else None
-        return result
-
-    outcome = abort(ServiceState(route53, zone_id, spec), by, reason, retained_serving=serving)
+    outcome = abort(ServiceState(route53, zone_id, spec), by, reason, retained_serving=slot_serving(lambdas, spec))
     log.warning(
         "EMERGENCY ROLLBACK of %s by %s: %s -> %s; %s is live (generation %d)",
         spec.service,

@@ -655,24 +655,8 @@ def abort(
         if state.active:
             return replace(state, phase=Phase.ABORTED, split=svc.weights(state.candidate, 0), reason=why)
         if state.phase == Phase.RETAINED and state.retained is not None:
-            kept = state.retained
-            if not kept.active():
-                raise NothingToDo(f"nothing to roll back to: the retention of {kept.slot} ended at {kept.until}")
-            serving = retained_serving(kept.slot)
-            moved = {fn: f"{v} -> {serving.get(fn)}" for fn, v in kept.versions.items() if serving.get(fn) != v}
-            if moved or not kept.versions:
-                raise TransitionRefused(
-                    f"not rolling back to {kept.slot}: its aliases no longer serve the retained release ({moved}); "
-                    f"nothing safe to go back to. Deploy the previous release as a new run"
-                )
-            return replace(
-                state,
-                phase=Phase.ABORTED,
-                live=kept.slot,
-                candidate=state.live,
-                split=svc.weights(state.live, 0),
-                retained=None,
-                reason=f"emergency rollback to the retained release ({why})",
+            return _back_to_retained(
+                svc, state, f"emergency rollback to the retained release ({why})", retained_serving
             )
         detail = {
             Phase.ROLLED_BACK: f"the last deployment ({state.owner}) was already rolled back",
@@ -683,6 +667,60 @@ def abort(
         raise NothingToDo(f"nothing to roll back: {detail}; {state.live} is live ({svc.describe(snap.split)})")
 
     return svc.transition(decide, what="emergency rollback")
+
+
+def _back_to_retained(
+    svc: ServiceState,
+    state: DeploymentState,
+    reason: str,
+    retained_serving: Callable[[str], Mapping[str, str | None]],
+) -> DeploymentState:
+    """100 % back on the retained slot, if its retention holds and its aliases still serve the retained release."""
+    kept = state.retained
+    if kept is None:
+        raise NothingToDo(f"nothing to roll back to: {svc.spec.service} retains no previous release")
+    if not kept.active():
+        raise NothingToDo(f"nothing to roll back to: the retention of {kept.slot} ended at {kept.until}")
+    serving = retained_serving(kept.slot)
+    moved = {fn: f"{v} -> {serving.get(fn)}" for fn, v in kept.versions.items() if serving.get(fn) != v}
+    if moved or not kept.versions:
+        raise TransitionRefused(
+            f"not rolling back to {kept.slot}: its aliases no longer serve the retained release ({moved}); "
+            f"nothing safe to go back to. Deploy the previous release as a new run"
+        )
+    return replace(
+        state,
+        phase=Phase.ABORTED,
+        live=kept.slot,
+        candidate=state.live,
+        split=svc.weights(state.live, 0),
+        retained=None,
+        reason=reason[:300],
+    )
+
+
+def guard_rollback(
+    svc: ServiceState,
+    owner: str,
+    reason: str,
+    *,
+    retained_serving: Callable[[str], Mapping[str, str | None]],
+) -> Outcome:
+    """The post-promotion guard: back to the retained slot, only for the run whose promotion it retains.
+
+    Another run owning the service, a retention already ended, rolled back or retired: refused, and
+    nothing changes.
+    """
+
+    def decide(snap: Snapshot) -> DeploymentState:
+        state = _require_declared(svc, snap)
+        if state.owner != owner:
+            raise NothingToDo(f"not rolling back: {_who(state)} owns {svc.spec.service} now")
+        if state.phase != Phase.RETAINED or state.retained is None:
+            raise NothingToDo(f"not rolling back: {svc.spec.service} is {state.phase} ({state.reason})")
+        return _back_to_retained(svc, state, f"post-promotion guard: {reason}", retained_serving)
+
+    return svc.transition(decide, what="post-promotion rollback")
 
 
 def retire(svc: ServiceState, owner: str, *, now: datetime | None = None) -> DeploymentState:

@@ -130,13 +130,14 @@ class PlanDeploymentOperator(StageOperator, SkipMixin):
         # Decide without changing anything and check everything; only then take the service.
         current, live_versions, actions = self._decide(service, spec, split, aliases, owner)
         alarm_warnings: list[str] = []
-        alarms_firing = self._alarms_firing(spec, alarm_warnings)
+        firing = self._alarms_in_alarm(spec)
         try:
             state, warnings = acquire(
                 service, owner, live_versions=live_versions, run_is_active=dag_run_is_active, dry_run=dry_run
             )
         except TransitionRefused as err:
             raise AirflowFailException(f"deployment refused: {err}") from err
+        alarms_firing = self._excused(firing, state.started_at, alarm_warnings)
         warnings += alarm_warnings
         live, candidate = state.live, state.candidate
         resumed = any(w.startswith("this run already owns") for w in warnings)
@@ -166,6 +167,14 @@ class PlanDeploymentOperator(StageOperator, SkipMixin):
             created_at=datetime.now(UTC).isoformat(timespec="seconds"),
         )
         self.log.info("Plan: live %s, candidate %s, traffic %s", live, candidate, plan.describe_split(split))
+        if spec.release is not None:
+            taking = [f["name"] for f in spec.release_inputs()["functions"] if len(f) == 1]
+            self.log.info(
+                "Release %s %s for %s",
+                spec.release.label or "(no label)",
+                spec.release.to_dict(),
+                ", ".join(taking) or "no function (each names its own code)",
+            )
         result = plan.to_dict()
         if not dry_run:
             return result
@@ -219,20 +228,33 @@ class PlanDeploymentOperator(StageOperator, SkipMixin):
             return with_traffic[0]
         return state.live if state is not None else next(iter(spec.slots))  # refused by acquire
 
-    def _alarms_firing(self, spec: DeploymentSpec, warnings: list[str]) -> list[dict[str, str]]:
+    def _alarms_in_alarm(self, spec: DeploymentSpec) -> list[Any]:
         if not spec.alarms:
             return []
         try:
-            firing = self.cloudwatch.alarms_in_alarm(list(spec.alarms))
+            return self.cloudwatch.alarms_in_alarm(list(spec.alarms))
         except UnknownAlarmError as err:
             raise AirflowFailException(f"deployment refused: {err}") from err
-        if firing:
-            names = ", ".join(a.name for a in firing)
+
+    @staticmethod
+    def _excused(firing: list[Any], started_at: str, warnings: list[str]) -> list[dict[str, str]]:
+        """Alarms in an ALARM episode that began before the deployment did: they say nothing against the
+        release, so the analysis excuses exactly these episodes. Re-planning (a cleared plan) keeps the
+        deployment's start, so an alarm the candidate raised is never excused."""
+        started = datetime.fromisoformat(started_at) if started_at else datetime.now(UTC)
+        excused, raised = [], []
+        for alarm in firing:
+            (excused if alarm.since is not None and alarm.since < started else raised).append(alarm)
+        if excused:
             warnings.append(
-                f"ALARMS ALREADY FIRING before this deployment: {names}. They say nothing against the new "
-                f"release, so the analysis ignores exactly these; any other alarm still rolls back"
+                f"ALARMS ALREADY FIRING before this deployment: {', '.join(a.name for a in excused)}. The analysis "
+                f"excuses exactly these episodes; a new episode of them, or any other alarm, still rolls back"
             )
-        return [{"name": a.name, "state": a.state, "reason": a.reason} for a in firing]
+        if raised:
+            warnings.append(
+                f"alarms in ALARM since this deployment began, not excused: {', '.join(a.name for a in raised)}"
+            )
+        return [{"name": a.name, "state": a.state, "reason": a.reason, "since": a.since.isoformat()} for a in excused]
 
     @staticmethod
     def _changes(

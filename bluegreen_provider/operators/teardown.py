@@ -1,9 +1,9 @@
-"""The teardown stage: after the retention window, retire the slot the promotion left behind."""
+"""The teardown stage: guard the promotion while the old slot is retained, then retire the old slot."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from airflow.providers.standard.triggers.temporal import DateTimeTrigger
@@ -11,7 +11,11 @@ from airflow.sdk.exceptions import AirflowFailException
 
 from bluegreen_provider.operators.base import StageOperator
 from bluegreen_provider.plan import Plan
+from bluegreen_provider.rollback import outcome_summary, post_promotion_rollback, rollback_hint
+from bluegreen_provider.soak import Soak, SoakRules, slot_query
 from bluegreen_provider.state import NothingToDo, Phase, TransitionRefused, retire
+from bluegreen_provider.triggers.error_rate import ErrorRateTrigger
+from bluegreen_provider.triggers.route53 import Route53ChangeTrigger
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -19,18 +23,30 @@ if TYPE_CHECKING:
 
 class TeardownBlueOperator(StageOperator):
     """
-    Wait until the retention recorded at promotion expires, then retire the old slot.
+    Guard the promotion while the old slot is retained, then retire the old slot.
 
     The wait is a deferral to the absolute deadline in the state record (a triggerer restart keeps
-    the clock). Retiring is one state transition (retained → retired) followed by clean-up: the old
-    slot's Route53 health check is detached and deleted and Lambda versions no alias uses are pruned
+    the clock). Meanwhile the triggerer watches the new live slot's error rate and alarms with the
+    run's rules; on a breach ``spec.post_promotion_policy`` decides: ``rollback`` (default) puts
+    100 % back on the retained slot through the state core and fails this task saying why,
+    ``notify`` fails this task without changing traffic (the previous release stays retained until
+    a person decides), ``off`` only waits.
+
+    Retiring is one state transition (retained → retired) followed by clean-up: the old slot's
+    Route53 health check is detached and deleted and Lambda versions no alias uses are pruned
     (keeping ``spec.keep_versions``). It does nothing, says why, and succeeds when there is nothing
     of this run's to retire: another run owns the service now, or the promotion was rolled back.
     Its aliases are kept: the next deployment releases into them.
+
+    :param promote_task_id: the promotion task; its XCom says when the promotion was INSYNC.
     """
 
     template_fields: Sequence[str] = (*StageOperator.template_fields,)
     ui_color = "#e0e0e0"
+
+    def __init__(self, *, promote_task_id: str = "shift_100", **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.promote_task_id = promote_task_id
 
     def execute(self, context: Context) -> dict[str, Any]:
         plan = self.load_plan(context)
@@ -38,18 +54,103 @@ class TeardownBlueOperator(StageOperator):
         owner = self.run_owner(context)
         if state is None or state.owner != owner or state.phase != Phase.RETAINED or state.retained is None:
             return self._nothing(plan, state and f"the service is {state.phase} by run {state.owner}")
-        if datetime.now(UTC) < state.retained.until_dt:
-            self.log.info(
-                "Slot %s is retained until %s; waiting on the triggerer", state.retained.slot, state.retained.until
-            )
+        now = datetime.now(UTC)
+        until = state.retained.until_dt
+        if now >= until:
+            return self._retire(context, plan)
+        policy = plan.spec.post_promotion_policy
+        self.log.info(
+            "Slot %s is retained until %s; %s on the triggerer",
+            state.retained.slot,
+            state.retained.until,
+            "waiting" if policy == "off" else f"guarding {state.live} meanwhile (post_promotion_policy={policy})",
+        )
+        if policy == "off":
             self.defer(
-                trigger=DateTimeTrigger(moment=state.retained.until_dt, end_from_trigger=False),
+                trigger=DateTimeTrigger(moment=until, end_from_trigger=False),
                 method_name="execute_complete",
             )
-        return self._retire(context, plan)
+        guard = self._guard(context, plan, state.live, until, now)
+        rules = guard.rules
+        self.defer(
+            trigger=ErrorRateTrigger(
+                soak=guard.to_dict(), mode="guard", aws_conn_id=self.aws_conn_id, region_name=self.region_name
+            ),
+            method_name="guard_complete",
+            timeout=(until - now) + timedelta(seconds=60 + rules.poll_interval * (rules.max_consecutive_errors + 2)),
+        )
+
+    def _guard(self, context: Context, plan: Plan, live: str, until: datetime, now: datetime) -> Soak:
+        """The new live slot, watched with the run's rules from its promotion until the retention ends."""
+        promoted = context["ti"].xcom_pull(task_ids=self.promote_task_id) or {}
+        since = promoted.get("insync_at") if isinstance(promoted, Mapping) else None
+        start = min(datetime.fromisoformat(since), now) if since else now
+        return Soak(
+            stage_pct=100,
+            candidate=slot_query(plan, live),
+            baseline=None,
+            rules=SoakRules.from_plan(plan),
+            watch_from=start,
+            soak_seconds=(until - start).total_seconds(),
+            clock_start=start,
+        )
 
     def execute_complete(self, context: Context, event: Mapping[str, Any] | None = None) -> dict[str, Any]:
         return self._retire(context, self.load_plan(context))
+
+    def guard_complete(self, context: Context, event: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        """The guard ended: the retention passed clean, or the new live slot breached, or AWS could not be read."""
+        plan = self.load_plan(context)
+        status = (event or {}).get("status")
+        if status == "clean":
+            return self._retire(context, plan)
+        if status != "breach":
+            raise AirflowFailException(
+                f"post-promotion guard stopped: {(event or {}).get('message', 'no event')}. The previous release "
+                f"stays retained; clear {self.task_id} to guard again, or {rollback_hint(plan.spec.service)}"
+            )
+        verdict = {k: event.get(k) for k in ("status", "rule", "message", "figures", "detected_at")}
+        context["ti"].xcom_push(key="verdict", value=verdict)
+        cause = f"{event['rule']} after promotion: {event['message']}"
+        if plan.spec.post_promotion_policy != "rollback":
+            raise AirflowFailException(
+                f"POST-PROMOTION BREACH ({cause}). Not rolling back (post_promotion_policy="
+                f"{plan.spec.post_promotion_policy}): to go back, {rollback_hint(plan.spec.service)}; to keep the "
+                f"release, clear {self.task_id} to guard again until the retention ends"
+            )
+        try:
+            outcome = post_promotion_rollback(self.route53, self.lambdas, plan, self.run_owner(context), cause)
+        except NothingToDo as err:
+            return self._nothing(plan, str(err))
+        except TransitionRefused as err:
+            raise AirflowFailException(f"POST-PROMOTION BREACH ({cause}); ROLLBACK NOT DONE: {err}") from err
+        result = {"action": "rolled_back", "cause": cause, **outcome_summary(outcome)}
+        if self.route53.get_change_status(outcome.change_id) != "INSYNC":
+            self.defer(
+                trigger=Route53ChangeTrigger(
+                    change_id=outcome.change_id,
+                    aws_conn_id=self.aws_conn_id,
+                    poll_interval=min(5.0, plan.spec.poll_interval_seconds),
+                    timeout_seconds=plan.spec.insync_timeout_seconds,
+                ),
+                method_name="rolled_back",
+                kwargs={"result": result},
+            )
+        return self.rolled_back(context, {"status": "success"}, result)
+
+    def rolled_back(
+        self, context: Context, event: Mapping[str, Any] | None = None, result: Mapping[str, Any] | None = None
+    ) -> dict[str, Any]:
+        """The post-promotion rollback landed (or did not reach INSYNC): say so and end this task failed."""
+        plan = self.load_plan(context)
+        result = dict(result or {})
+        context["ti"].xcom_push(key="rollback", value=result)
+        split = plan.describe_split(self.read_split(plan))
+        insync = (event or {}).get("status") == "success"
+        raise AirflowFailException(
+            f"POST-PROMOTION ROLLBACK: {result.get('cause')}. Traffic is back on {result.get('live')} ({split})"
+            + ("" if insync else f"; Route53 did not confirm INSYNC: {(event or {}).get('message')}")
+        )
 
     def _nothing(self, plan: Plan, why: str | None) -> dict[str, Any]:
         why = why or "no deployment state: this run did not promote"

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
@@ -10,7 +12,9 @@ from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 from bluegreen_provider.hooks.cloudwatch import UnknownAlarmError
 from bluegreen_provider.operators.base import StageOperator
 from bluegreen_provider.plan import Plan
+from bluegreen_provider.soak import Soak, SoakRules, SoakWatch, slot_query
 from bluegreen_provider.state import StateError, TransitionRefused, shift
+from bluegreen_provider.triggers.error_rate import ErrorRateTrigger
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -23,7 +27,9 @@ class ShiftWeightOperator(StageOperator):
     Set the candidate slot's share of traffic to ``candidate_pct`` with one atomic Route53 change.
 
     Reads its truth back from Route53: a step already in place is a no-op, and the split read after
-    the change must equal the target. Waits for INSYNC on the triggerer, not a worker. At 100 %
+    the change must equal the target. Waits for INSYNC on the triggerer, not a worker, and watches
+    the candidate meanwhile (the new share serves requests before INSYNC): a breach then fails the
+    task and rolls back. Before promotion it judges the last window again. At 100 %
     (promotion) the state records the old slot as retained for emergency rollback. Every change is
     one compare-and-swap transition of the service's state (:func:`bluegreen_provider.state.shift`).
 
@@ -31,8 +37,8 @@ class ShiftWeightOperator(StageOperator):
     :param approval_task_id: task whose XCom holds the approval decision (promotion steps); a
         ``{"decision": "reject"}`` (or ``"rollback"``) skips this shift, no XCom means the approval
         was marked success in the UI (recorded as such).
-    :param check_alarms: refuse to raise the candidate's share while a spec alarm is in ALARM
-        (alarms already firing at plan time are ignored).
+    :param check_alarms: refuse to raise the candidate's share while a spec alarm is in a new ALARM
+        episode (one already firing before the deployment began is excused while it lasts).
     :param poll_interval: seconds between Route53 ``GetChange`` polls while deferred.
     """
 
@@ -63,10 +69,12 @@ class ShiftWeightOperator(StageOperator):
         owner = self.run_owner(context)
         approval = self._approval(context, plan)
         split = self.read_split(plan)
-        if self.check_alarms and self.candidate_pct > plan.candidate_pct(split):
-            self._refuse_new_alarms(plan, split)
+        rising = self.candidate_pct > plan.candidate_pct(split)
+        if self.check_alarms and rising:
+            self._refuse_breach(plan, split)
 
         context["ti"].xcom_push(key="previous_split", value=split)
+        submitted_at = datetime.now(UTC)
         try:
             outcome = shift(
                 self.service_state(plan),
@@ -83,19 +91,43 @@ class ShiftWeightOperator(StageOperator):
             self.log.info(
                 "Split already %s; nothing to change", plan.describe_split(plan.weights_for(self.candidate_pct))
             )
-        elif self.route53.get_change_status(outcome.change_id) != "INSYNC":
+            return self._finish(context, plan, owner, split, approval)
+        times = {"submitted_at": submitted_at.isoformat(), "change_id": outcome.change_id}
+        if self.route53.get_change_status(outcome.change_id) != "INSYNC":
             self.log.info(
-                "Submitted %s as change %s; waiting for INSYNC on the triggerer",
+                "Submitted %s as change %s; watching the candidate on the triggerer until INSYNC",
                 plan.describe_split(outcome.state.split),
                 outcome.change_id,
             )
-            self.defer_until_insync(
-                outcome.change_id,
-                timeout_seconds=plan.spec.insync_timeout_seconds,
-                poll_interval=self.poll_interval,
-                kwargs={"previous_split": split, "approval": approval},
+            self.defer(
+                trigger=ErrorRateTrigger(
+                    soak=self._watch(plan, submitted_at).to_dict(),
+                    mode="propagation",
+                    change_id=outcome.change_id,
+                    timeout_seconds=plan.spec.insync_timeout_seconds,
+                    aws_conn_id=self.aws_conn_id,
+                    region_name=self.region_name,
+                ),
+                method_name="execute_complete",
+                kwargs={"previous_split": split, "approval": approval, "times": times},
+                timeout=timedelta(seconds=plan.spec.insync_timeout_seconds + max(60, 2 * self.poll_interval)),
             )
-        return self._finish(context, plan, owner, split, approval)
+        times["insync_at"] = datetime.now(UTC).isoformat()
+        return self._finish(context, plan, owner, split, approval, times)
+
+    def _watch(self, plan: Plan, submitted_at: datetime) -> Soak:
+        """What is watched while the change propagates: the candidate, against live, from the submission."""
+        rules = replace(SoakRules.from_plan(plan), poll_interval=self.poll_interval)
+        baseline = slot_query(plan, plan.live) if self.candidate_pct < 100 else None
+        if not self.check_alarms:
+            rules = replace(rules, alarms=())
+        return Soak(
+            stage_pct=self.candidate_pct,
+            candidate=slot_query(plan, plan.candidate),
+            baseline=baseline,
+            rules=rules,
+            watch_from=submitted_at,
+        )
 
     def _previous_pct(self, context: Context, plan: Plan) -> int:
         """The declared step before this one in the DAG's traffic steps (0 before the first)."""
@@ -108,16 +140,26 @@ class ShiftWeightOperator(StageOperator):
         event: Mapping[str, Any] | None = None,
         previous_split: Mapping[str, int] | None = None,
         approval: Mapping[str, Any] | None = None,
+        times: Mapping[str, Any] | None = None,
     ) -> dict[str, Any]:
         plan = self.load_plan(context)
-        if not event or event.get("status") != "success":
+        status = (event or {}).get("status")
+        if status == "breach":
+            verdict = {k: event.get(k) for k in ("status", "rule", "message", "figures", "detected_at")}
+            context["ti"].xcom_push(key="verdict", value=verdict)
+            raise AirflowFailException(
+                f"{self.task_id}: breach while Route53 propagated the change ({event['rule']}): {event['message']}; "
+                f"traffic now {plan.describe_split(self.read_split(plan))} (rollback restores {plan.live})"
+            )
+        if status != "insync":
             split = self.read_split(plan)
             raise AirflowFailException(
                 f"{self.task_id}: Route53 change did not reach INSYNC: "
                 f"{(event or {}).get('message', 'no event')}. Traffic now reads {plan.describe_split(split)}; "
                 f"name servers may still answer with the previous split."
             )
-        return self._finish(context, plan, self.run_owner(context), dict(previous_split or {}), approval)
+        times = {**(times or {}), "insync_at": event.get("insync_at")}
+        return self._finish(context, plan, self.run_owner(context), dict(previous_split or {}), approval, times)
 
     # -- steps ------------------------------------------------------------------------------------
     def _approval(self, context: Context, plan: Plan) -> dict[str, Any] | None:
@@ -140,19 +182,36 @@ class ShiftWeightOperator(StageOperator):
             )
         return dict(decision)
 
-    def _refuse_new_alarms(self, plan: Plan, split: Mapping[str, int]) -> None:
-        known = {a.get("name") for a in plan.alarms_firing}
+    def _refuse_breach(self, plan: Plan, split: Mapping[str, int]) -> None:
+        """Refuse to raise the candidate's share into a new ALARM episode, or (promotion) into a bad last window."""
+        watch = SoakWatch(self._watch(plan, datetime.now(UTC)), cloudwatch=self.cloudwatch, route53=self.route53)
+        now = datetime.now(UTC)
         try:
-            in_alarm = self.cloudwatch.alarms_in_alarm(list(plan.spec.alarms))
+            breach = watch.check_alarms(now)
+            if breach is None and self.candidate_pct == 100 and plan.candidate_pct(split) > 0:
+                breach = self._final_window(plan, watch, now)
         except UnknownAlarmError as err:
             raise AirflowFailException(f"{self.task_id}: cannot check the rollback alarms: {err}") from err
-        firing = [a for a in in_alarm if a.name not in known]
-        if firing:
-            detail = "; ".join(f"{a.name}: {a.reason}" for a in firing)
+        if breach is not None:
+            context_verdict = f" ({breach['rule']})" if breach.get("rule") != "alarm" else ""
             raise AirflowFailException(
-                f"not shifting into a firing alarm: {detail}. {self.task_id} would raise {plan.candidate} to "
-                f"{self.candidate_pct}%; traffic stays at {plan.describe_split(split)}."
+                f"not shifting{context_verdict}: {breach['message']}. {self.task_id} would raise {plan.candidate} "
+                f"to {self.candidate_pct}%; traffic stays at {plan.describe_split(split)}."
             )
+
+    def _final_window(self, plan: Plan, watch: SoakWatch, now: datetime) -> dict[str, Any] | None:
+        """The last window before promotion, judged again: the soaks' verdicts left it unjudged."""
+        rules = watch.rules
+        watch.soak = replace(
+            watch.soak,
+            baseline=slot_query(plan, plan.live),
+            watch_from=now - timedelta(seconds=rules.window_seconds),
+            clock_start=now,
+        )
+        self.log.info(
+            "Last look before promotion: %s over %s-%s", plan.candidate, watch.soak.watch_from.isoformat(), now
+        )
+        return watch.check_rates(now)
 
     def _finish(
         self,
@@ -161,6 +220,7 @@ class ShiftWeightOperator(StageOperator):
         owner: str,
         previous_split: Mapping[str, int],
         approval: Mapping[str, Any] | None,
+        times: Mapping[str, Any] | None = None,
     ) -> dict[str, Any]:
         weights = plan.weights_for(self.candidate_pct)
         split = self.read_split(plan)
@@ -174,6 +234,8 @@ class ShiftWeightOperator(StageOperator):
             "previous_split": dict(previous_split),
             "candidate_pct": self.candidate_pct,
             "approval": dict(approval) if approval is not None else None,
+            # When the change was submitted (watching began) and INSYNC (the soak's clock starts).
+            **{k: (times or {}).get(k) for k in ("submitted_at", "insync_at", "change_id")},
         }
         if self.candidate_pct == 100:
             state = self.service_state(plan).state()
