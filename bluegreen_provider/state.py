@@ -598,6 +598,22 @@ def hold(svc: ServiceState, owner: str, reason: str) -> DeploymentState:
         return svc.read().state  # type: ignore[return-value]
 
 
+def resume(svc: ServiceState, owner: str, reason: str) -> DeploymentState | None:
+    """A held canary step soaked clean again (live recovered): the run may shift on. None if not held."""
+
+    def decide(snap: Snapshot) -> DeploymentState:
+        state = _require_declared(svc, snap)
+        _require_owner(svc, state, owner)
+        if state.phase != Phase.HELD or _pct(svc, state, snap.split) in (0, 100):
+            raise NothingToDo(f"not held at a canary step ({state.phase})")
+        return replace(state, phase=Phase.SHIFTING, reason=reason[:300])
+
+    try:
+        return svc.transition(decide, what="resume").state
+    except NothingToDo:
+        return None
+
+
 def rollback(svc: ServiceState, owner: str, reason: str, *, include_held: bool = True) -> Outcome:
     """The run's own rollback: 100 % back on its live slot, from any split it owns.
 

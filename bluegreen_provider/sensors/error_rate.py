@@ -14,7 +14,7 @@ from bluegreen_provider.hooks.cloudwatch import UnknownAlarmError
 from bluegreen_provider.operators.base import PLAN_TASK_ID, StageMixin
 from bluegreen_provider.rollback import rollback_hint
 from bluegreen_provider.soak import Soak, SoakRules, SoakWatch, slot_query
-from bluegreen_provider.state import TransitionRefused, hold
+from bluegreen_provider.state import TransitionRefused, hold, resume
 from bluegreen_provider.triggers.error_rate import ErrorRateTrigger
 
 if TYPE_CHECKING:
@@ -174,6 +174,7 @@ class ErrorRateSensor(StageMixin, BaseSensorOperator):
             verdict = {k: event.get(k) for k in ("status", "rule", "message", "figures", "detected_at")}
             context["ti"].xcom_push(key="verdict", value=verdict)
         if status == "clean":
+            self._resume_if_held(context)
             return {**event["summary"], "outcome": "clean"}
         if status == "no_data":
             plan = self.load_plan(context)
@@ -195,6 +196,17 @@ class ErrorRateSensor(StageMixin, BaseSensorOperator):
                 f"soak at {self.stage_pct} % aborted: {event['message']}{self._traffic(context)}"
             )
         raise AirflowFailException(f"soak at {self.stage_pct} % got an unexpected event from its trigger: {event!r}")
+
+    def _resume_if_held(self, context: Context) -> None:
+        """A step this soak held (live degraded) soaked clean now: let the run shift on."""
+        plan = self.load_plan(context)
+        try:
+            resumed = resume(self.service_state(plan), self.run_owner(context), f"soak at {self.stage_pct} % clean")
+        except TransitionRefused as err:  # the next shift refuses, and says why, if this matters
+            self.log.warning("Soak clean; the deployment state says: %s", err)
+            return
+        if resumed is not None:
+            self.log.info("The hold at %s %% is lifted: the soak is clean again", self.stage_pct)
 
     def _hold(self, context: Context, event: Mapping[str, Any]) -> NoReturn:
         """Live is as bad as the candidate: keep the split (rolling back would not help) and stop the run."""
