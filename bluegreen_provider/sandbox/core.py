@@ -321,6 +321,10 @@ class Sandbox:
     def set_rate(self, rate_per_second: float) -> None:
         self._require(self._simulator).set_rate(rate_per_second)
 
+    def inject_errors(self, share: float, slot: str | None = None) -> None:
+        """Fail ``share`` of the requests to ``slot``, or to every slot (a failing dependency); 0 clears."""
+        self._require(self._simulator).inject_errors(share, slot)
+
     @property
     def flushes(self) -> int:
         with self._flushed:

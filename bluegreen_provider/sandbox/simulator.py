@@ -61,6 +61,7 @@ class TrafficSimulator:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._warned: set[str] = set()
+        self._faults: dict[str | None, float] = {}
 
     @property
     def rate(self) -> float:
@@ -70,6 +71,23 @@ class TrafficSimulator:
         if not 0 <= rate_per_second <= MAX_RATE:
             raise ValueError(f"rate must be between 0 and {MAX_RATE:g} requests per second")
         self._rate = float(rate_per_second)
+
+    def inject_errors(self, share: float, slot: str | None = None) -> None:
+        """Fail ``share`` of the requests to ``slot`` (every slot when None) with a 503, whatever the code.
+
+        Stands for what no release causes: a failing dependency behind every slot (the whole service
+        degrades), or a release that is only slightly flaky. 0 clears it.
+        """
+        if not 0 <= share <= 1:
+            raise ValueError(f"share must be between 0 and 1, got {share!r}")
+        if share == 0:
+            self._faults.pop(slot, None)
+        else:
+            self._faults[slot] = float(share)
+
+    def _injected(self, slot: str) -> bool:
+        share = max(self._faults.get(None, 0.0), self._faults.get(slot, 0.0))
+        return share > 0 and self._rng.random() < share
 
     def start(self) -> None:
         self._stop.clear()
@@ -137,6 +155,9 @@ class TrafficSimulator:
             self._counters.record(slot, function, status=502, function_error=True, release="unroutable")
             return
         release = self._catalog.by_sha(sha)
+        if self._injected(slot):
+            self._counters.record(slot, function, status=503, function_error=True, release="injected")
+            return
         if release is None:
             self._warn_once(
                 f"sha:{sha}", f"{function}:{alias_name(slot)} version {version} runs unknown code {sha}: 502"
