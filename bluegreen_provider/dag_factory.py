@@ -76,6 +76,12 @@ _RUN_PARAMS: dict[str, dict[str, Any]] = {
     "no_data_policy": {"type": "string", "enum": ["fail", "pass"]},
     "approval_timeout_seconds": {"type": "integer", "minimum": 0},
     "approval_timeout_policy": {"type": "string", "enum": ["hold", "rollback"]},
+    "approval_mode": {
+        "type": "string",
+        "enum": ["required", "auto"],
+        "description": "auto: promote without a person when every soak was clean and the candidate no worse "
+        "than live; anything marginal still waits for a person.",
+    },
     "retention_seconds": {"type": "integer", "minimum": 0},
     "metrics_lag_seconds": {"type": "number", "minimum": 0},
     "comparison_margin": {"type": "number", "minimum": 1},

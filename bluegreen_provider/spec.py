@@ -14,6 +14,7 @@ from typing import Any
 SLOT_NAMES = ("blue", "green")
 MAX_ROUTE53_WEIGHT = 255
 POST_PROMOTION_POLICIES = ("rollback", "notify", "off")
+APPROVAL_MODES = ("required", "auto")
 _FUNCTION_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 _ALIAS_NAME = re.compile(r"^(?!^[0-9]+$)[A-Za-z0-9_-]{1,128}$")
 
@@ -123,6 +124,8 @@ class DeploymentSpec:
     no_data_policy: str = "fail"
     approval_timeout_seconds: int = 24 * 3600
     approval_timeout_policy: str = "hold"
+    # "auto" promotes without a person when every soak was clean and the candidate no worse than live.
+    approval_mode: str = "required"
     retention_seconds: int = 24 * 3600
     # While the previous release is retained: roll back to it on a breach, only report it, or do not watch.
     post_promotion_policy: str = "rollback"
@@ -272,6 +275,8 @@ class DeploymentSpec:
             p.append(f"no_data_policy must be 'fail' or 'pass', got {self.no_data_policy!r}")
         if self.approval_timeout_policy not in ("hold", "rollback"):
             p.append(f"approval_timeout_policy must be 'hold' or 'rollback', got {self.approval_timeout_policy!r}")
+        if self.approval_mode not in APPROVAL_MODES:
+            p.append(f"approval_mode must be one of {list(APPROVAL_MODES)}, got {self.approval_mode!r}")
         if self.record_type not in ("A", "AAAA", "CNAME"):
             p.append(f"record_type must be A, AAAA or CNAME, got {self.record_type!r}")
         if self.health.consecutive_successes < 1 or self.health.deadline_seconds <= 0:

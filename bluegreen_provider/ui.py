@@ -276,6 +276,8 @@ def describe_summary(value: Any) -> str:
         return text if len(text) <= 160 else text[:157] + "…"
     if "decision" in value:
         who = value.get("by") or "no one recorded"
+        if value.get("via") == "rule":  # ``by`` states the rule: "auto-approved by rule: …"
+            return f"{value['decision']}: {who} (at {_when(value.get('at'))})"
         return f"{value['decision']} by {who} at {_when(value.get('at'))} via {value.get('via') or '?'}"
     if "split" in value and isinstance(value["split"], Mapping):
         text = f"traffic {_split_text(value['split'])}"

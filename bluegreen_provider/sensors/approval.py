@@ -7,6 +7,10 @@ missing record means the gate was marked success by hand rather than answered.
 
 A refusal must neither promote nor roll back: traffic stays split and the run ends failed at a task
 named ``hold`` that says why and what to do next (users of other tools ask for "pause, don't abort").
+
+With ``approval_mode="auto"`` a low-risk release skips the wait: the gate still runs, and when the
+soaks' evidence meets :mod:`bluegreen_provider.approval_rule` it approves at once, recording the rule
+as the decider; marginal evidence goes to a person with the reasons it did not qualify.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from airflow.providers.standard.operators.hitl import HITLOperator
 from airflow.sdk import BaseNotifier, SkipMixin, TriggerRule
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
+from bluegreen_provider import approval_rule
 from bluegreen_provider.operators.base import PLAN_TASK_ID, StageMixin, StageOperator
 from bluegreen_provider.state import TransitionRefused, hold
 
@@ -75,6 +80,60 @@ def _alarm_names(alarms: Any) -> str:
     return ", ".join(f"`{n}`" for n in names) or "none"
 
 
+def _comparison_text(comparison: Mapping[str, Any]) -> str:
+    """``**pass**, p = 0.41 (margin 1.5x, alpha 0.05): reason`` from a soak's comparison with live."""
+    p_value = comparison.get("p_value")
+    text = f"**{_fmt(comparison.get('result'))}**, p = "
+    text += f"{p_value:.3g}" if isinstance(p_value, int | float) else "—"
+    settings = []
+    if comparison.get("margin") is not None:
+        settings.append(f"margin {_fmt(comparison['margin'])}x")
+    if comparison.get("alpha") is not None:
+        settings.append(f"alpha {_fmt(comparison['alpha'])}")
+    if settings:
+        text += f" ({', '.join(settings)})"
+    if comparison.get("reason"):
+        text += f": {comparison['reason']}"
+    return text
+
+
+def _soak_evidence(task_id: str, summary: Any, candidate: str, live: str) -> list[str]:
+    """One soak's evidence in markdown: candidate and live side by side, then the comparison.
+
+    Summaries written before live was measured have no ``live``/``comparison``; those show as ``—``.
+    """
+    if not isinstance(summary, Mapping):
+        return [f"#### `{task_id}`: no summary recorded"]
+    heading = f"#### `{task_id}`: {_fmt(summary.get('outcome'))}"
+    if summary.get("duration_s") is not None:
+        heading += f", soaked {duration(summary['duration_s'])}"
+    if summary.get("judged_until"):
+        heading += f", last datapoint judged {_when(summary['judged_until'])}"
+    figures = {role: approval_rule.slot_figures(summary, role) or {} for role in ("candidate", "live")}
+    cand_slot = figures["candidate"].get("slot") or candidate
+    live_slot = figures["live"].get("slot") or live
+    rows = [
+        f"| {label} | {_fmt(figures['candidate'].get(key), unit)} | {_fmt(figures['live'].get(key), unit)} |"
+        for label, key, unit in (
+            ("Requests", "requests", ""),
+            ("Errors", "errors", ""),
+            ("Error rate", "rate_pct", " %"),
+        )
+    ]
+    comparison = summary.get("comparison")
+    verdict = _comparison_text(comparison) if isinstance(comparison, Mapping) else "not recorded"
+    return [
+        heading,
+        "",
+        f"| | {cand_slot} (candidate) | {live_slot} (live) |",
+        "|---|---|---|",
+        *rows,
+        "",
+        f"Comparison with live: {verdict}. Candidate's max window rate "
+        f"{_fmt(summary.get('max_rate_pct'), ' %')}; alarms seen: {_alarm_names(summary.get('alarms_seen'))}.",
+    ]
+
+
 class ApprovalSensor(StageMixin, HITLOperator, SkipMixin):
     """
     Ask a person to promote the candidate to 100 %, showing the evidence read back from AWS.
@@ -84,8 +143,16 @@ class ApprovalSensor(StageMixin, HITLOperator, SkipMixin):
     it is. With no answer in time, policy ``hold`` acts as a reject and policy ``rollback`` fails this
     task so the rollback path runs.
 
+    With the spec's ``approval_mode`` ``"auto"`` the gate approves at once, asking no one, when every
+    evidence soak's summary exists with outcome ``clean``, the candidate and live each saw at least
+    ``min_requests`` requests, the comparison with live did not ``fail``, and the candidate's error
+    rate is at most ``comparison_margin`` x live's (0 vs 0 qualifies); see
+    :mod:`bluegreen_provider.approval_rule`. Otherwise it asks exactly as in ``"required"`` mode, and
+    the request says why it was not auto-approved.
+
     The return value (XCom) is ``{"decision": "approve"|"reject", "by", "user", "at", "via"}`` with
-    ``via`` ``"response"`` or ``"timeout"``; no return value means the task was marked success by hand.
+    ``via`` ``"response"``, ``"timeout"`` or ``"rule"`` (``by`` then states the rule); no return value
+    means the task was marked success by hand.
 
     :param evidence_task_ids: soak tasks whose XCom summaries are shown to the reviewer.
     :param promote_task_ids: the tasks a refusal skips (with everything downstream of them).
@@ -195,11 +262,13 @@ class ApprovalSensor(StageMixin, HITLOperator, SkipMixin):
         firing = [a.name for a in self.cloudwatch.alarms_in_alarm(list(spec.alarms))] if spec.alarms else []
         timeout, policy = self._timeout(plan), self._policy(plan)
         asked_at = datetime.now(UTC)
-        deadline = asked_at + timeout if timeout else None
-
-        self.subject = f"Promote {spec.service} {plan.candidate} to 100 %?"
-        self.body = self._body(plan, split, versions, soaks, firing, deadline, policy)
-        self.response_timeout = timeout
+        refused = (
+            approval_rule.refusals(soaks, min_requests=spec.min_requests, margin=spec.comparison_margin)
+            if spec.approval_mode == "auto"
+            else None
+        )
+        auto_approved = refused is not None and not refused
+        deadline = asked_at + timeout if timeout and not auto_approved else None
         context["ti"].xcom_push(
             key="request",
             value={
@@ -209,8 +278,26 @@ class ApprovalSensor(StageMixin, HITLOperator, SkipMixin):
                 "split": split,
                 "versions": versions,
                 "alarms_firing": firing,
+                "approval_mode": spec.approval_mode,
+                "not_auto_approved": refused,
             },
         )
+        if auto_approved:
+            record = approval_rule.rule_record(spec.min_requests, asked_at)
+            self.log.info(
+                "Approval mode 'auto': %s. Promoting %s %s (traffic now %s) without asking.",
+                record["by"],
+                spec.service,
+                plan.candidate,
+                plan.describe_split(split),
+            )
+            return record
+        if refused:
+            self.log.info("Approval mode 'auto', but not auto-approved: %s; asking a person", "; ".join(refused))
+
+        self.subject = f"Promote {spec.service} {plan.candidate} to 100 %?"
+        self.body = self._body(plan, split, versions, soaks, firing, deadline, policy, refused)
+        self.response_timeout = timeout
         self.log.info(
             "Asking to promote %s %s to 100 %% (traffic now %s); answer by %s, then policy %r",
             spec.service,
@@ -230,11 +317,19 @@ class ApprovalSensor(StageMixin, HITLOperator, SkipMixin):
         firing: Sequence[str],
         deadline: datetime | None,
         policy: str,
+        not_auto_approved: Sequence[str] | None = None,
     ) -> str:
         spec, live, cand = plan.spec, plan.live, plan.candidate
         lines = [
             f"**{spec.service}**: move `{spec.record_name}` ({spec.record_type}) fully to **{cand}**.",
             "",
+        ]
+        if not_auto_approved:
+            lines += [
+                f"Approval mode `auto`, but not auto-approved: {'; '.join(not_auto_approved)}. A person decides.",
+                "",
+            ]
+        lines += [
             "### Traffic now (read from Route53)",
             f"{plan.describe_split(split)}: {cand} has {_fmt(plan.candidate_pct(split), ' %')} of requests.",
             "",
@@ -243,19 +338,11 @@ class ApprovalSensor(StageMixin, HITLOperator, SkipMixin):
             "|---|---|---|",
             *(f"| `{fn}` | {_fmt(v[live])} | {_fmt(v[cand])} |" for fn, v in versions.items()),
             "",
-            f"### Soak results (limit: error rate ≤ {_fmt(spec.error_rate_threshold_pct, ' %')})",
-            "| Stage | Requests | Errors | Error rate | Max rate | Alarms seen | Outcome |",
-            "|---|---|---|---|---|---|---|",
+            f"### Soak results (limit: error rate ≤ {_fmt(spec.error_rate_threshold_pct, ' %')}; candidate "
+            f"compared with live, margin {_fmt(float(spec.comparison_margin))}x)",
         ]
-        for task_id, s in soaks.items():
-            if not isinstance(s, Mapping):
-                lines.append(f"| `{task_id}` | — | — | — | — | — | no summary recorded |")
-                continue
-            lines.append(
-                f"| `{task_id}` | {_fmt(s.get('requests'))} | {_fmt(s.get('errors'))} "
-                f"| {_fmt(s.get('rate_pct'), ' %')} | {_fmt(s.get('max_rate_pct'), ' %')} "
-                f"| {_alarm_names(s.get('alarms_seen'))} | {_fmt(s.get('outcome'))} |"
-            )
+        for task_id, summary in soaks.items():
+            lines += ["", *_soak_evidence(task_id, summary, cand, live)]
         answer_by = f"by {_when(deadline)}" if deadline else "(no deadline)"
         on_timeout = (
             "traffic stays split and the run stops at task `hold`" if policy == "hold" else "the deployment rolls back"
@@ -384,7 +471,10 @@ class HoldOperator(StageOperator):
             )
             raise AirflowSkipException("approval marked success without an answer; nothing to hold")
         if record.get("decision") == "approve":
-            raise AirflowSkipException(f"approved by {record.get('by')} at {_when(record.get('at'))}")
+            decider = (
+                record.get("by") if record.get("via") == approval_rule.RULE_VIA else f"approved by {record.get('by')}"
+            )
+            raise AirflowSkipException(f"{decider} at {_when(record.get('at'))}")
         if record.get("decision") != "reject":
             raise AirflowFailException(f"approval {self.approval_task_id!r} left an unknown record {record!r}")
         raise AirflowFailException(self._held_message(context, record))

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import io
+import json
 import zipfile
 from dataclasses import dataclass
+from pathlib import Path
+from unittest import mock
 
 import boto3
 import pytest
+from airflow.configuration import conf
 from moto import mock_aws
 
 from bluegreen_provider.hooks.route53 import Route53Hook
@@ -19,6 +23,8 @@ REGION = "us-east-1"
 SERVICE = "lego-api"
 RECORD = "api.example.com"
 FUNCTIONS = ("lego-moc", "lego-gallery")
+LOCAL_BUNDLE = "airflow.dag_processing.bundles.local.LocalDagBundle"
+DAGS = Path(__file__).parent / "dags"
 ALARMS = ("lego-api-5xx", "lego-api-latency")
 
 
@@ -148,3 +154,30 @@ def world(monkeypatch) -> World:
             }
         )
         yield World(zone_id=zone_id, spec=spec)
+
+
+@pytest.fixture
+def upsert():
+    """The HITL request the gate would store (``upsert_hitl_detail``), captured instead of written."""
+    with mock.patch("airflow.providers.standard.operators.hitl.upsert_hitl_detail") as m:
+        yield m
+
+
+@pytest.fixture(scope="module")
+def gate_dag(airflow_db):
+    """The test DAG, served from its own bundle (dag.test() runs only DAGs found in a bundle)."""
+    bundles = json.loads(conf.get("dag_processor", "dag_bundle_config_list"))
+    ours = {"name": "approval-gate-tests", "classpath": LOCAL_BUNDLE, "kwargs": {"path": str(DAGS)}}
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("AIRFLOW__DAG_PROCESSOR__DAG_BUNDLE_CONFIG_LIST", json.dumps([ours, *bundles]))
+        from .dags import approval_gate
+
+        yield approval_gate.dag
+
+
+@pytest.fixture(scope="module")
+def api(airflow_db):
+    from airflow.api_fastapi.app import create_app
+    from fastapi.testclient import TestClient
+
+    return TestClient(create_app())

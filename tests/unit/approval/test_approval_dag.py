@@ -8,41 +8,15 @@ in-process, so the tasks' Route53/Lambda/CloudWatch calls and the weights read b
 
 from __future__ import annotations
 
-import json
 import threading
 import time
-from pathlib import Path
 
 import pytest
-from airflow.configuration import conf
 
 from bluegreen_provider.sensors.approval import HoldOperator
 
-from .dags import approval_gate
-
-LOCAL_BUNDLE = "airflow.dag_processing.bundles.local.LocalDagBundle"
-
 SOAK_50 = {"requests": 1200, "errors": 6, "rate_pct": 0.5, "max_rate_pct": 1.25, "alarms_seen": [], "outcome": "clean"}
 ANSWER_WITHIN_SECONDS = 60
-DAGS = Path(__file__).parent / "dags"
-
-
-@pytest.fixture(scope="module")
-def gate_dag(airflow_db):
-    """The test DAG, served from its own bundle (dag.test() runs only DAGs found in a bundle)."""
-    bundles = json.loads(conf.get("dag_processor", "dag_bundle_config_list"))
-    ours = {"name": "approval-gate-tests", "classpath": LOCAL_BUNDLE, "kwargs": {"path": str(DAGS)}}
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("AIRFLOW__DAG_PROCESSOR__DAG_BUNDLE_CONFIG_LIST", json.dumps([ours, *bundles]))
-        yield approval_gate.dag
-
-
-@pytest.fixture(scope="module")
-def api(airflow_db):
-    from airflow.api_fastapi.app import create_app
-    from fastapi.testclient import TestClient
-
-    return TestClient(create_app())
 
 
 class Responder(threading.Thread):
@@ -107,25 +81,31 @@ class Responder(threading.Thread):
         SchedulerJobRunner(job=Job(), executors=[]).check_awaiting_input_timeouts()
 
 
-def run_gate(api, dag, world, action: str, **spec_overrides):
-    """Run the DAG to its end while the responder acts; return (dag run, task states, responder)."""
+def run_gate(api, dag, world, action: str, soaks: dict | None = None, **spec_overrides):
+    """Run the DAG to its end while the responder acts; return (dag run, task states, responder).
+
+    ``soaks`` are the soak tasks' summaries by task id (default: only ``soak_50``, an older summary).
+    """
+    responder = Responder(api, dag.dag_id, action)
+    responder.start()
+    started = time.monotonic()
+    dr = dag.test(run_conf={"plan": world.plan(**spec_overrides), **(soaks or {"soak_50": SOAK_50})})
+    responder.join(timeout=5)
+    assert responder.error is None, responder.error
+    print(f"{action}: {time.monotonic() - started:.1f}s")
+    return dr, task_states(dr), responder
+
+
+def task_states(dr) -> dict[str, str]:
     from airflow.models.taskinstance import TaskInstance
     from airflow.utils.session import create_session
     from sqlalchemy import select
 
-    responder = Responder(api, dag.dag_id, action)
-    responder.start()
-    started = time.monotonic()
-    dr = dag.test(run_conf={"plan": world.plan(**spec_overrides), "soak_50": SOAK_50})
-    responder.join(timeout=5)
-    assert responder.error is None, responder.error
     with create_session() as session:
         tis = session.scalars(
-            select(TaskInstance).where(TaskInstance.dag_id == dag.dag_id, TaskInstance.run_id == dr.run_id)
+            select(TaskInstance).where(TaskInstance.dag_id == dr.dag_id, TaskInstance.run_id == dr.run_id)
         )
-        states = {ti.task_id: ti.state for ti in tis}
-    print(f"{action}: {time.monotonic() - started:.1f}s")
-    return dr, states, responder
+        return {ti.task_id: ti.state for ti in tis}
 
 
 def xcom(dr, task_id: str, key: str = "return_value"):
@@ -159,7 +139,8 @@ def test_approve_promotes_and_skips_the_hold(world, api, gate_dag):
     assert responder.status == 200
     assert responder.request["subject"] == "Promote lego-api green to 100 %?"
     assert "blue 50 / green 50" in responder.request["body"]
-    assert "| `soak_50` | 1200 | 6 | 0.5 % | 1.25 % | none | clean |" in responder.request["body"]
+    assert "#### `soak_50`: clean\n" in responder.request["body"]
+    assert "| Requests | 1200 | — |" in responder.request["body"]
     assert states["approval"] == "success"
     assert states["shift_100"] == "success"
     assert states["teardown_blue"] == "success"

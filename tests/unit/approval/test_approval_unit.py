@@ -5,7 +5,6 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
-from unittest import mock
 
 import pytest
 from airflow.providers.standard.operators.empty import EmptyOperator
@@ -70,12 +69,6 @@ def build_dag(**approval_kwargs) -> DAG:
     return dag
 
 
-@pytest.fixture
-def upsert():
-    with mock.patch("airflow.providers.standard.operators.hitl.upsert_hitl_detail") as m:
-        yield m
-
-
 # -- construction ---------------------------------------------------------------------------------
 @pytest.mark.parametrize(
     ("kwargs", "message"),
@@ -118,8 +111,10 @@ def test_request_shows_evidence_read_back_from_aws(world, upsert):
     assert "blue 50 / green 50: green has 50 % of requests" in body
     assert "| `lego-moc` | 1 | 2 |" in body
     assert "| `lego-gallery` | 1 | 2 |" in body
-    assert "| `soak_50` | 1200 | 6 | 0.5 % | 1.25 % | none | clean |" in body
-    assert "| `soak_10` | — | — | — | — | — | no summary recorded |" in body
+    assert "#### `soak_50`: clean\n" in body
+    assert "| Requests | 1200 | — |\n| Errors | 6 | — |\n| Error rate | 0.5 % | — |" in body
+    assert "Candidate's max window rate 1.25 %; alarms seen: none." in body
+    assert "#### `soak_10`: no summary recorded" in body
     assert "Firing when the deployment was planned: `lego-api-latency`" in body
     assert "Firing now: `lego-api-5xx`" in body
     assert "`bluegreen rollback --service lego-api`" in body
