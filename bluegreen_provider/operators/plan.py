@@ -294,14 +294,19 @@ class PlanDeploymentOperator(StageOperator, SkipMixin):
         rule = f"roll back if error rate > {spec.error_rate_threshold_pct}% (>= {spec.min_requests} requests)"
         if spec.alarms:
             rule += f" or an alarm of {list(spec.alarms)} fires"
+        ask = (
+            f"wait up to {spec.approval_timeout_seconds}s for a manual approval "
+            f"(on timeout: {spec.approval_timeout_policy})"
+        )
+        if spec.approval_mode == "auto":
+            ask = "approve at once if every soak was clean and the candidate no worse than live, else " + ask
         for step in spec.steps:
             weights = plan.describe_split(plan.weights_for(step.weight))
             if step.weight == 100:
                 changes.append(
                     {
                         "stage": "approval",
-                        "change": f"wait up to {spec.approval_timeout_seconds}s for a manual approval "
-                        f"(on timeout: {spec.approval_timeout_policy})",
+                        "change": ask,
                     }
                 )
                 changes.append({"stage": "shift_100", "change": f"set Route53 weights {weights}; record the promotion"})

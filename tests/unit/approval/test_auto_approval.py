@@ -213,3 +213,15 @@ def test_timeline_summary_shows_the_rule():
     assert describe_summary(record) == f"approve: {RULE_BY} (at 2026-11-26 12:30:00)"
     person = {"decision": "approve", "by": "Ada", "at": "2026-11-26T12:30:00+00:00", "via": "response"}
     assert describe_summary(person) == "approve by Ada at 2026-11-26 12:30:00 via response"
+
+
+@pytest.mark.parametrize("mode", ["required", "auto"])
+def test_dry_run_says_how_the_promotion_is_decided(world, mode):
+    from bluegreen_provider.operators.plan import PlanDeploymentOperator
+
+    changes = PlanDeploymentOperator._changes(Plan.from_dict(world.plan(approval_mode=mode)), {}, {})
+    [approval] = [c["change"] for c in changes if c["stage"] == "approval"]
+    ask = "wait up to 86400s for a manual approval (on timeout: hold)"
+    if mode == "auto":
+        ask = "approve at once if every soak was clean and the candidate no worse than live, else " + ask
+    assert approval == ask
