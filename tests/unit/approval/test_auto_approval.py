@@ -47,6 +47,8 @@ def test_approval_mode_is_a_run_param_with_both_modes(world):
     assert param.resolve("auto") == "auto"
     with pytest.raises(ParamValidationError):
         param.resolve("automatic")
+    # The plan builds each run's spec with the mode chosen at trigger time.
+    assert dag.get_task("plan").spec["approval_mode"] == "{{ params.approval_mode }}"
 
 
 # -- the rule ----------------------------------------------------------------------------------------
