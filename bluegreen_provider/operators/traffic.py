@@ -151,6 +151,11 @@ class ShiftWeightOperator(StageOperator):
                 f"{self.task_id}: breach while Route53 propagated the change ({event['rule']}): {event['message']}; "
                 f"traffic now {plan.describe_split(self.read_split(plan))} (rollback restores {plan.live})"
             )
+        if status == "error":
+            raise AirflowFailException(
+                f"{self.task_id}: could not watch the candidate while Route53 propagated the change: "
+                f"{event.get('message')}; traffic now {plan.describe_split(self.read_split(plan))}"
+            )
         if status != "insync":
             split = self.read_split(plan)
             raise AirflowFailException(

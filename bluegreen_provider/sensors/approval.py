@@ -25,7 +25,7 @@ from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
 from bluegreen_provider import approval_rule
 from bluegreen_provider.operators.base import PLAN_TASK_ID, StageMixin, StageOperator
-from bluegreen_provider.state import TransitionRefused, hold
+from bluegreen_provider.state import Phase, TransitionRefused, hold
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -460,6 +460,7 @@ class HoldOperator(StageOperator):
         state = states.get(run.run_id, {}).get(self.approval_task_id)
         record = ti.xcom_pull(task_ids=self.approval_task_id)
         if state != "success":
+            self._held_by_a_soak(context)
             raise AirflowSkipException(
                 f"approval {self.approval_task_id!r} ended {state}; nothing to hold (a failed gate rolls back)"
             )
@@ -478,6 +479,20 @@ class HoldOperator(StageOperator):
         if record.get("decision") != "reject":
             raise AirflowFailException(f"approval {self.approval_task_id!r} left an unknown record {record!r}")
         raise AirflowFailException(self._held_message(context, record))
+
+    def _held_by_a_soak(self, context: Context) -> None:
+        """A soak that found live as bad as the candidate held the run: end it failed here, keeping the split."""
+        try:
+            plan = self.load_plan(context)
+        except AirflowFailException:
+            return
+        deployment = self.service_state(plan).state()
+        if deployment is None or deployment.owner != self.run_owner(context) or deployment.phase != Phase.HELD:
+            return
+        raise AirflowFailException(
+            f"HELD at {plan.describe_split(deployment.split)}: {deployment.reason}. Traffic stays split. When live "
+            f"recovers, clear the soak to watch again; to roll back: {rollback_hint(plan.spec.service)}."
+        )
 
     def _held_message(self, context: Context, record: Mapping[str, Any]) -> str:
         plan = self.load_plan(context)

@@ -32,3 +32,5 @@ quick_health = deployment_dag(
     "e2e_quick_health",
     {**LEGO_API, "service": "lego-api-quick-health", "health": {"deadline_seconds": 8, "probe_interval_seconds": 1}},
 )
+
+no_alarms = deployment_dag("e2e_no_alarms", {**LEGO_API, "service": "lego-api-no-alarms", "alarms": []})
