@@ -34,6 +34,11 @@ SCENARIOS: dict[str, dict[str, Any]] = {
     "bad-release": {"release": "bad", "approval": "Approve", "about": "a faulty release: rollback at 10 %"},
     "alarm": {"release": "v2", "approval": "Approve", "about": "an alarm fires at 50 %: rollback"},
     "reject": {"release": "v2", "approval": "Reject", "about": "the approver rejects: held at 50/50"},
+    "late-breach": {
+        "release": "v2",
+        "approval": "Approve",
+        "about": "promoted, then an alarm while blue is retained: automatic rollback to blue",
+    },
 }
 
 DEMO_TIMINGS: dict[str, Any] = {
@@ -44,6 +49,9 @@ DEMO_TIMINGS: dict[str, Any] = {
     ],
     "poll_interval_seconds": 1,
     "min_requests": 10,
+    # The fast sandbox publishes one datapoint per second, about a second late.
+    "metrics_period_seconds": 1,
+    "metrics_lag_seconds": 1,
     "approval_timeout_seconds": 600,
     "retention_seconds": 15,
 }
@@ -58,6 +66,8 @@ AWS_DEMO_TIMINGS: dict[str, Any] = {
     ],
     "poll_interval_seconds": 15,
     "min_requests": 10,
+    "metrics_period_seconds": 60,
+    "metrics_lag_seconds": 120,
     "approval_timeout_seconds": 600,
     "retention_seconds": 30,
 }
@@ -139,6 +149,16 @@ def _alarm_at_50(sandbox: Any, stop: threading.Event) -> None:
             return
 
 
+def _alarm_after_promotion(sandbox: Any, stop: threading.Event, delay: float) -> None:
+    """The 'late-breach' scenario: ``delay`` seconds after green takes 100 % (hours, on a real service),
+    a CloudWatch alarm fires while blue is still retained."""
+    while not stop.wait(0.2):
+        if sandbox.weights().get("green") == 100:
+            if not stop.wait(delay):
+                sandbox.force_alarm("lego-api-gateway-5xx-errors", reason="5xx spike long after the promotion")
+            return
+
+
 def _profile_from_env(profile: str | None) -> str:
     return profile or os.environ.get("BLUEGREEN_SANDBOX_PROFILE", "fast")
 
@@ -180,12 +200,8 @@ def run_demo(scenario: str = "happy", profile: str | None = None, overrides: dic
 
         sys.path.append(str(DAG_FILE.parent))  # as Airflow's bundle parsing does
         dag = runpy.run_path(str(DAG_FILE))["deploy"]
-        conf = {
-            **timings,
-            "functions": [
-                {"name": fn.name, "zip_file": str(releases / f"{plan['release']}.zip")} for fn in _service_functions()
-            ],
-        }
+        # The functions param keeps its default (the service's function names); they all take this release.
+        conf = {**timings, "release": {"label": plan["release"], "zip_file": str(releases / f"{plan['release']}.zip")}}
         started = time.monotonic()
         started_wall = time.time()
         progress = Progress(sandbox, started, previous_run=latest_run_id(DAG_ID))
@@ -198,6 +214,11 @@ def run_demo(scenario: str = "happy", profile: str | None = None, overrides: dic
         progress.start()
         if scenario == "alarm":
             threading.Thread(target=_alarm_at_50, args=(sandbox, stop), daemon=True).start()
+        if scenario == "late-breach":
+            # Retained long enough for the guard to see the alarm; the alarm comes a third of the way in.
+            conf["retention_seconds"] = 3 * conf["retention_seconds"]
+            delay = conf["retention_seconds"] / 3
+            threading.Thread(target=_alarm_after_promotion, args=(sandbox, stop, delay), daemon=True).start()
         try:
             dr = dag.test(run_conf=conf)
         finally:
@@ -212,22 +233,16 @@ def run_demo(scenario: str = "happy", profile: str | None = None, overrides: dic
         return 0 if (dr.state == "success") == (scenario == "happy") else 1
 
 
-def _service_functions() -> list[Any]:
-    from bluegreen_provider.dag_factory import REGISTERED_SERVICES
-
-    return list(REGISTERED_SERVICES["lego-api"].functions)
-
-
 def _report(dr: Any, sandbox: Any, wall: float, task_rows: Any, xcom: Any) -> str:
     lines = ["", f"run {dr.run_id}: {dr.state.upper()} in {wall:.0f} s", "", "  stage            state        seconds"]
     for row in task_rows(DAG_ID, dr.run_id):
         seconds = f"{row['duration_s']:.1f}" if row["duration_s"] is not None else "-"
         lines.append(f"  {row['task_id']:<16} {row['state'] or '-':<12} {seconds:>7}")
-    for task_id in ("soak_10", "soak_50"):
+    for task_id in ("shift_10", "soak_10", "shift_50", "soak_50", "teardown_blue"):
         verdict = xcom(DAG_ID, dr.run_id, task_id, key="verdict")
         if isinstance(verdict, dict):
             lines.append(f"  {task_id} FAILED: {verdict.get('message')}")
-        summary = xcom(DAG_ID, dr.run_id, task_id)
+        summary = xcom(DAG_ID, dr.run_id, task_id) if task_id.startswith("soak_") else None
         if isinstance(summary, dict):
             lines.append(
                 f"  {task_id}: {summary.get('requests')} requests, {summary.get('errors')} errors, "
