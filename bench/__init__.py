@@ -333,27 +333,28 @@ def soak_trigger(
 ) -> Any:
     """The trigger ErrorRateSensor defers to for the lego-api green soak at 10 %, with the spec's defaults.
 
-    Spec defaults: threshold 5 %, ``min_requests`` 20, CloudWatch period 60 s; the sensor's window 300 s.
-    Only ``poll_interval`` differs from the shipped spec (30 s there), as the story's canary asks.
+    Spec defaults: threshold 5 %, ``min_requests`` 20, CloudWatch period 60 s, window 300 s, live
+    compared with a 1.5x margin. Only ``poll_interval`` differs from the shipped spec (30 s there), as
+    the story's canary asks, and the lag is the fast sandbox's (0 s) so the soak ends at its clock.
     """
-    from datetime import timedelta
-
+    from bluegreen_provider.hooks.cloudwatch import ErrorRateQuery
+    from bluegreen_provider.soak import Soak, SoakRules, WatchedSlot
     from bluegreen_provider.triggers.error_rate import ErrorRateTrigger
 
-    return ErrorRateTrigger(
-        query=lego_query("green"),
-        soak_start=soak_start.isoformat(),
-        soak_end=(soak_start + timedelta(seconds=soak_seconds)).isoformat(),
+    def slot(name: str) -> WatchedSlot:
+        return WatchedSlot(name, ErrorRateQuery.from_dict(lego_query(name)))
+
+    soak = Soak(
         stage_pct=10,
-        slot="green",
-        threshold_pct=5.0,
-        min_requests=min_requests,
-        window_seconds=300,
-        period_seconds=60,
-        poll_interval=poll_interval,
-        alarm_names=list(alarms),
+        candidate=slot("green"),
+        baseline=slot("blue"),
+        rules=SoakRules(min_requests=min_requests, poll_interval=poll_interval, lag_seconds=0, alarms=tuple(alarms)),
+        watch_from=soak_start,
+        soak_seconds=soak_seconds,
+        clock_start=soak_start,
         health_check_id=health_check_id,
     )
+    return ErrorRateTrigger(soak=soak.to_dict(), mode="soak", aws_conn_id="aws_default")
 
 
 async def first_event(trigger: Any, timeout: float) -> tuple[dict[str, Any], float]:

@@ -83,7 +83,7 @@ class _PollClock:
         return out
 
     def install(self) -> None:
-        from bluegreen_provider.triggers.error_rate import SoakWatch
+        from bluegreen_provider.soak import SoakWatch
 
         original = SoakWatch.poll
         clock = self
