@@ -15,28 +15,35 @@ import pytest
 from moto import mock_aws
 
 from bluegreen_provider.plan import Plan
+from bluegreen_provider.sandbox import route53_rules
 from bluegreen_provider.spec import DeploymentSpec
+from bluegreen_provider.state import DeploymentState, decode_txt
 
 REGION = "us-east-1"
 ZONE = "lego-mocs.com"
 RECORD = "api.lego-mocs.com"
 FUNCTIONS = ("lego-api-moc", "lego-api-gallery")
 GREEN_ALIAS = "production-green"
+BLUE_ALIAS = "production-blue"
 ALARM = "lego-api-gateway-5xx-errors"
+OWNER = "blue_green_deploy/manual__1"
+STATE_NAME = "_bluegreen.api.lego-mocs.com."
 
 
 class FakeTI:
-    """Just enough of a task instance: ``xcom_pull`` hands back the run's plan."""
+    """Just enough of a task instance: ``xcom_pull`` hands back the run's plan and other tasks' results."""
 
-    def __init__(self, plan: dict[str, Any]) -> None:
+    def __init__(self, plan: dict[str, Any], xcoms: dict[str, Any] | None = None, try_number: int = 1) -> None:
         self.plan = plan
+        self.xcoms = dict(xcoms or {})
+        self.try_number = try_number
         self.pushed: dict[str, Any] = {}
 
     def xcom_push(self, key: str, value: Any) -> None:
         self.pushed[key] = value
 
     def xcom_pull(self, task_ids: str | None = None, **_: Any) -> Any:
-        return self.plan if task_ids == "plan" else None
+        return self.plan if task_ids == "plan" else self.xcoms.get(task_ids)
 
 
 class World:
@@ -60,7 +67,8 @@ class World:
             ComparisonOperator="GreaterThanThreshold",
         )
 
-    def set_weights(self, weights: dict[str, int], action: str = "UPSERT") -> None:
+    def set_weights(self, weights: dict[str, int], action: str = "UPSERT") -> str:
+        """Change the weights in one batch; returns Route53's change id."""
         changes = []
         for i, (slot, weight) in enumerate(weights.items()):
             record = {
@@ -74,7 +82,12 @@ class World:
             if action == "UPSERT" and (hc := self.sets().get(slot, {}).get("HealthCheckId")):
                 record["HealthCheckId"] = hc
             changes.append({"Action": action, "ResourceRecordSet": record})
-        self.route53.change_resource_record_sets(HostedZoneId=self.zone_id, ChangeBatch={"Changes": changes})
+        answer = self.route53.change_resource_record_sets(HostedZoneId=self.zone_id, ChangeBatch={"Changes": changes})
+        return answer["ChangeInfo"]["Id"].split("/")[-1]
+
+    def change_status(self, change_id: str) -> str:
+        """What Route53 says of a change now: PENDING or INSYNC."""
+        return self.route53.get_change(Id=change_id)["ChangeInfo"]["Status"]
 
     def sets(self) -> dict[str, dict[str, Any]]:
         records = self.route53.list_resource_record_sets(HostedZoneId=self.zone_id)["ResourceRecordSets"]
@@ -83,13 +96,21 @@ class World:
     def weights(self) -> dict[str, int]:
         return {k: v["Weight"] for k, v in self.sets().items()}
 
-    def put_traffic(self, requests: int, errors: int, alias: str = GREEN_ALIAS, seconds_ago: float = 0) -> datetime:
+    def put_traffic(
+        self,
+        requests: int,
+        errors: int,
+        alias: str = GREEN_ALIAS,
+        seconds_ago: float = 0,
+        at: datetime | None = None,
+    ) -> datetime:
         """Invocations and errors of the alias, split over the functions, at 1 s resolution.
 
-        Stamped now, or ``seconds_ago`` in the past (CloudWatch, and moto, count a datapoint only once
-        its second is over).
+        Stamped now, ``seconds_ago`` in the past, or ``at`` (CloudWatch, and moto, count a datapoint
+        only once its second is over). A past stamp is how CloudWatch delivers late: the datapoint
+        belongs to its own time, but nobody could read it until it was published.
         """
-        now = datetime.now(UTC) - timedelta(seconds=seconds_ago)
+        now = at or datetime.now(UTC) - timedelta(seconds=seconds_ago)
         data = []
         # The first function takes the odd request and every error: the rate is judged across all of them.
         shares = [(requests - requests // 2, errors), (requests // 2, 0)]
@@ -104,6 +125,39 @@ class World:
 
     def set_alarm(self, state: str, reason: str) -> None:
         self.cloudwatch.set_alarm_state(AlarmName=ALARM, StateValue=state, StateReason=reason)
+
+    def alarm_since(self) -> datetime:
+        """When the alarm entered its current state, as CloudWatch reports it."""
+        alarm = self.cloudwatch.describe_alarms(AlarmNames=[ALARM])["MetricAlarms"][0]
+        return alarm.get("StateTransitionedTimestamp") or alarm["StateUpdatedTimestamp"]
+
+    def state(self) -> DeploymentState | None:
+        """The deployment state record, decoded from the TXT record moto holds."""
+        records = self.route53.list_resource_record_sets(HostedZoneId=self.zone_id)["ResourceRecordSets"]
+        found = [r for r in records if r["Type"] == "TXT" and r["Name"].lower() == STATE_NAME]
+        if not found:
+            return None
+        return DeploymentState.from_json(decode_txt(" ".join(v["Value"] for v in found[0]["ResourceRecords"])))
+
+    def declare(self, spec: DeploymentSpec, split: dict[str, int], owner: str = OWNER) -> DeploymentState:
+        """Write a shifting deployment owned by ``owner`` at ``split``: state and weights in one swap."""
+        from bluegreen_provider.hooks.route53 import Route53Hook
+        from bluegreen_provider.state import Phase, ServiceState
+
+        def decide(_: Any) -> DeploymentState:
+            return DeploymentState(
+                service=spec.service,
+                generation=0,
+                phase=Phase.SHIFTING,
+                owner=owner,
+                live="blue",
+                candidate="green",
+                split=dict(split),
+                versions={"blue": {fn: "1" for fn in FUNCTIONS}, "green": {fn: "2" for fn in FUNCTIONS}},
+                reason="test set-up",
+            )
+
+        return ServiceState(Route53Hook(aws_conn_id=None), self.zone_id, spec).transition(decide, what="set-up").state
 
 
 @pytest.fixture
@@ -125,6 +179,7 @@ def make_spec(**overrides: Any) -> DeploymentSpec:
         "steps": [{"weight": 10, "soak_seconds": 3}, {"weight": 50, "soak_seconds": 3}, {"weight": 100}],
         "poll_interval_seconds": 1,
         "metrics_period_seconds": 1,
+        "metrics_lag_seconds": 0,  # a soak's verdict waits period + lag after its clock ends
         "alarms": [ALARM],
     }
     raw.update(overrides)
@@ -137,7 +192,7 @@ def make_plan(world: World, spec: DeploymentSpec | None = None, **fields: Any) -
         zone_id=world.zone_id,
         live="blue",
         candidate="green",
-        owner="blue_green_deploy/manual__1",
+        owner=OWNER,
         split_before={"blue": 100, "green": 0},
         live_versions={fn: "1" for fn in FUNCTIONS},
         candidate_versions_before={fn: "1" for fn in FUNCTIONS},
@@ -147,8 +202,17 @@ def make_plan(world: World, spec: DeploymentSpec | None = None, **fields: Any) -
     return plan.to_dict()
 
 
-def make_context(plan: dict[str, Any]) -> dict[str, Any]:
-    return {"ti": FakeTI(plan), "dag_run": SimpleNamespace(dag_id="blue_green_deploy", run_id="manual__1")}
+def make_context(plan: dict[str, Any], xcoms: dict[str, Any] | None = None, try_number: int = 1) -> dict[str, Any]:
+    dag_id, _, run_id = OWNER.partition("/")
+    return {"ti": FakeTI(plan, xcoms, try_number), "dag_run": SimpleNamespace(dag_id=dag_id, run_id=run_id)}
+
+
+@pytest.fixture
+def propagation() -> Iterator[Any]:
+    """``propagation(seconds)``: Route53 changes submitted from now on stay PENDING that long (restored after)."""
+    before = route53_rules.SETTINGS.propagation_seconds
+    yield lambda seconds: route53_rules.configure(propagation_seconds=seconds)
+    route53_rules.configure(propagation_seconds=before)
 
 
 def first_event(trigger: Any, timeout: float = 60) -> dict[str, Any]:
