@@ -18,6 +18,10 @@ HEALTH_CHECK_TYPES = ("HTTP", "HTTPS", "HTTP_STR_MATCH", "HTTPS_STR_MATCH", "TCP
 _ZONE_ID_RE = re.compile(r"^(/hostedzone/)?[A-Z0-9]+$")
 # AWS limits AddTags / RemoveTagKeys to 10 entries per ChangeTagsForResource call.
 _MAX_TAGS_PER_CALL = 10
+# Route53 considers a health check healthy while MORE than 18 % of its health checkers report it
+# healthy (Route 53 Developer Guide, "How Amazon Route 53 determines whether a health check is
+# healthy"), so one region losing its path to the endpoint does not fail the check.
+HEALTHY_CHECKERS_ABOVE_PCT = 18
 
 
 class WeightedRecordError(ValueError):
@@ -515,12 +519,18 @@ class Route53Hook(AwsBaseHook):
 
     def health_check_status(self, health_check_id: str) -> HealthCheckStatus:
         """
-        Summarise the latest checker observations: healthy means no checker reports a failure.
+        Summarise the latest checker observations by Route53's own rule: healthy while more than
+        :data:`HEALTHY_CHECKERS_ABOVE_PCT` % of the checkers report success.
 
-        ``checkers == 0`` means Route53 has no observations yet; callers deciding on promotion
+        A single region that cannot reach the endpoint (1 of 8 failing) is a blip Route53 itself
+        ignores; judging on any failure would roll back a good release. ``checkers == 0`` means
+        Route53 has no observations yet (``healthy`` is then True): callers deciding on promotion
         should treat that as "not yet known".
 
-        :param health_check_id: the health check to read.
+        .. seealso::
+            - :external+boto3:py:meth:`Route53.Client.get_health_check_status`
+
+        :param health_check_id: the health check to read (attached to a record or not).
         """
         try:
             response = self.conn.get_health_check_status(HealthCheckId=health_check_id)
@@ -534,11 +544,22 @@ class Route53Hook(AwsBaseHook):
             for o in observations
             if not o.get("StatusReport", {}).get("Status", "").startswith("Success")
         ]
-        detail = "; ".join(failures) if failures else f"{len(observations)} checker(s) report success"
+        checkers = len(observations)
+        healthy = checkers == 0 or 100 * (checkers - len(failures)) > HEALTHY_CHECKERS_ABOVE_PCT * checkers
+        if failures:
+            verdict = "healthy" if healthy else "unhealthy"
+            detail = (
+                f"{len(failures)} of {checkers} checkers failing ({'; '.join(failures)}); {verdict} by Route53's "
+                f"rule (>{HEALTHY_CHECKERS_ABOVE_PCT} % healthy)"
+            )
+        elif checkers:
+            detail = f"{checkers} of {checkers} checkers report success"
+        else:
+            detail = "no checker has reported yet"
         return HealthCheckStatus(
             health_check_id=health_check_id,
-            healthy=not failures,
-            checkers=len(observations),
+            healthy=healthy,
+            checkers=checkers,
             failing=len(failures),
             detail=detail,
         )

@@ -349,18 +349,56 @@ def test_health_check_status_and_delete(hook, r53):
         hook.health_check_status(check_id)
 
 
-def test_health_check_status_counts_failing_checkers(hook, monkeypatch):
-    observations = [
-        {"Region": "us-east-1", "StatusReport": {"Status": "Success: HTTP Status Code 200, OK"}},
-        {"Region": "eu-west-1", "StatusReport": {"Status": "Failure: HTTP Status Code 503"}},
-    ]
+def _observations(healthy: int, failing: int) -> list[dict]:
+    regions = [f"region-{i}" for i in range(healthy + failing)]
+    ok = [{"Region": r, "StatusReport": {"Status": "Success: HTTP Status Code 200, OK"}} for r in regions[:healthy]]
+    bad = [{"Region": r, "StatusReport": {"Status": "Failure: HTTP Status Code 503"}} for r in regions[healthy:]]
+    return ok + bad
+
+
+def _status_with(hook, monkeypatch, observations):
     fake_client = type(
         "FakeRoute53", (), {"get_health_check_status": lambda self, **kw: {"HealthCheckObservations": observations}}
     )()
     monkeypatch.setattr(hook, "conn", fake_client)  # moto only ever reports success
-    status = hook.health_check_status("hc-1")
-    assert (status.healthy, status.checkers, status.failing) == (False, 2, 1)
-    assert status.detail == "eu-west-1: Failure: HTTP Status Code 503"
+    return hook.health_check_status("hc-1")
+
+
+@pytest.mark.parametrize(
+    ("healthy", "failing", "expected"),
+    [
+        (8, 0, True),
+        (7, 1, True),  # one regional blip: Route53 itself still calls the check healthy
+        (2, 6, True),  # 25 % healthy
+        (1, 7, False),  # 12.5 % healthy
+        (0, 8, False),
+        (10, 40, True),  # 20 %
+        (9, 41, False),  # exactly 18 % is not more than 18 %
+    ],
+)
+def test_health_check_status_follows_route53s_more_than_18_percent_rule(hook, monkeypatch, healthy, failing, expected):
+    status = _status_with(hook, monkeypatch, _observations(healthy, failing))
+    assert (status.healthy, status.checkers, status.failing) == (expected, healthy + failing, failing)
+
+
+def test_health_check_status_detail_names_the_failing_regions_and_the_rule(hook, monkeypatch):
+    observations = _observations(7, 0) + [
+        {"Region": "ap-south-1", "StatusReport": {"Status": "Failure: Connection timed out."}}
+    ]
+    status = _status_with(hook, monkeypatch, observations)
+    assert status.healthy is True
+    assert status.detail == (
+        "1 of 8 checkers failing (ap-south-1: Failure: Connection timed out.); healthy by Route53's rule (>18 % healthy)"
+    )
+    status = _status_with(hook, monkeypatch, _observations(1, 7))
+    assert status.healthy is False and status.detail.startswith("7 of 8 checkers failing (region-1: Failure: HTTP")
+    assert status.detail.endswith("); unhealthy by Route53's rule (>18 % healthy)")
+
+
+def test_health_check_status_without_observations_is_not_known_yet(hook, monkeypatch):
+    status = _status_with(hook, monkeypatch, [])
+    assert (status.healthy, status.checkers, status.failing) == (True, 0, 0)
+    assert status.detail == "no checker has reported yet"
 
 
 # --------------------------------------------------------------- zone tags
