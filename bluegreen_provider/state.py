@@ -2,14 +2,16 @@
 
 The state lives in a TXT record beside the record it protects (``_bluegreen.<record name>``): which
 run owns the service, a generation number, the phase, the declared split, which slot is live and
-which is the candidate, what each slot must serve, and the retained release with its deadline.
+which is the candidate, what each slot must serve, the retained release with its deadline, and
+each slot's Route53 health check.
 
 Every transition is one Route53 change batch that DELETEs the state record and both weighted sets
-with their exact current values and CREATEs their successors. Route53 applies a batch all or
-nothing and rejects a DELETE whose values do not match, so a transition either lands on exactly the
-state and split it decided on, or changes nothing; the loser re-reads and decides again. A
-rollback decides "roll back" from any split its run owns, so it always wins over a shift; nothing
-can overwrite a newer generation.
+with their exact current values and CREATEs their successors: the weights and, only while every
+weight is > 0, each set's health check (so Route53 can never fail over to a weight-0 set). Route53
+applies a batch all or nothing and rejects a DELETE whose values do not match, so a transition
+either lands on exactly the state and split it decided on, or changes nothing; the loser re-reads
+and decides again. A rollback decides "roll back" from any split its run owns, so it always wins
+over a shift; nothing can overwrite a newer generation.
 
 The transitions are the named functions below; the operators, the failure callback, the CLI and the
 UI call them and nothing else changes traffic.
@@ -103,6 +105,9 @@ class DeploymentState:
     updated_at: str = ""
     # When the owner took the service: an alarm whose ALARM episode began later is this deployment's.
     started_at: str = ""
+    # Slot name -> the Route53 health check the health stage created for it. A check is on the slot's
+    # weighted set only while every set has weight > 0 (see ServiceState._changes).
+    health_checks: dict[str, str] = field(default_factory=dict)
 
     @property
     def active(self) -> bool:
@@ -285,13 +290,34 @@ class ServiceState:
                 },
             )
         )
+        checks = self.attached_health_checks(nxt)
         for set_id in self.set_ids:
             current = snap.sets[set_id]
             successor = copy.deepcopy(current)
             successor["Weight"] = nxt.split[set_id]
+            successor.pop("HealthCheckId", None)
+            if set_id in checks:
+                successor["HealthCheckId"] = checks[set_id]
             changes.append(("DELETE", current))
             changes.append(("CREATE", successor))
         return changes
+
+    def attached_health_checks(self, state: DeploymentState) -> dict[str, str]:
+        """Set identifier -> the health check its weighted set carries in ``state``.
+
+        Only while every set has weight > 0 (the canary steps). Route53 answers with a weight-0 set
+        once every set of weight > 0 is unhealthy, and a set without a health check is always
+        healthy; so at 100/0 a check on the live set would send all traffic to the unvetted
+        candidate or the retired slot the moment it fails. With no check on any set, the weight-0
+        set is never chosen. Written in the same change batch as the weights.
+        """
+        if not all(weight > 0 for weight in state.split.values()):
+            return {}
+        return {
+            slot.set_identifier: state.health_checks[name]
+            for name, slot in self.spec.slots.items()
+            if state.health_checks.get(name)
+        }
 
 
 @dataclass(frozen=True)
@@ -425,6 +451,8 @@ def acquire(
             versions=versions,
             reason="planned",
             started_at=started_at,
+            # A slot keeps its check across deployments until its health stage replaces it or teardown retires it.
+            health_checks=dict(state.health_checks) if state is not None else {},
         )
 
     try:
@@ -493,6 +521,44 @@ def check_may_release(svc: ServiceState, owner: str) -> DeploymentState:
             f"Changing code under live traffic is not a release; roll back first (candidate weight 0), then deploy"
         )
     return state
+
+
+def record_health_check(svc: ServiceState, owner: str, slot: str, check_id: str) -> Outcome | None:
+    """Record the Route53 health check of the candidate ``slot`` (the health stage). None when already recorded.
+
+    The check is written to the slot's weighted set only while every set has weight > 0, by the same
+    change batch that moves the weights (:meth:`ServiceState.attached_health_checks`), so recording it
+    attaches nothing now: the candidate is at weight 0. The outcome's ``before`` state names the check
+    it replaces, for the caller to delete.
+
+    Guards: the run owns the service, the split is the declared one, ``slot`` is the candidate, and
+    a new check only while the candidate takes no traffic (the same check again is a no-op at any step).
+    """
+    if slot not in svc.spec.slots:
+        raise ValueError(f"unknown slot {slot!r}; the slots are {sorted(svc.spec.slots)}")
+    if not isinstance(check_id, str) or not check_id:
+        raise ValueError(f"a health check id must be a non-empty string, got {check_id!r}")
+
+    def decide(snap: Snapshot) -> DeploymentState:
+        state = _require_declared(svc, snap)
+        _require_owner(svc, state, owner)
+        if slot != state.candidate:
+            raise TransitionRefused(
+                f"not recording a health check for {slot}: it is live; the candidate is {state.candidate}"
+            )
+        if state.health_checks.get(slot) == check_id:  # a re-run of the health stage, also mid-canary
+            raise NothingToDo(f"health check {check_id} already recorded for {slot}")
+        if snap.split != svc.weights(state.candidate, 0):
+            raise TransitionRefused(
+                f"not recording a health check for {slot}: it takes live traffic ({svc.describe(snap.split)}). "
+                f"Roll back first (candidate weight 0), then check its health"
+            )
+        return replace(state, health_checks={**state.health_checks, slot: check_id})
+
+    try:
+        return svc.transition(decide, what=f"health check of {slot}")
+    except NothingToDo:
+        return None
 
 
 def shift(
@@ -739,8 +805,11 @@ def guard_rollback(
     return svc.transition(decide, what="post-promotion rollback")
 
 
-def retire(svc: ServiceState, owner: str, *, now: datetime | None = None) -> DeploymentState:
+def retire(svc: ServiceState, owner: str, *, now: datetime | None = None) -> Outcome:
     """End the retention this run's promotion started, once its deadline has passed (teardown).
+
+    The retired slot's health check leaves the state in the same swap; the outcome's ``before`` state
+    names it, for the caller to delete (no record carries it: the split is 0/100).
 
     :raises NothingToDo: there is nothing of this run's to retire; the message says why.
     """
@@ -753,6 +822,8 @@ def retire(svc: ServiceState, owner: str, *, now: datetime | None = None) -> Dep
             raise NothingToDo(f"this run's deployment is {state.phase}; nothing is retained")
         if state.retained.active(now):
             raise TransitionRefused(f"{state.retained.slot} is retained until {state.retained.until}")
-        return replace(state, phase=Phase.RETIRED, retained=None, reason=f"retired {state.retained.slot}")
+        slot = state.retained.slot
+        checks = {name: check for name, check in state.health_checks.items() if name != slot}
+        return replace(state, phase=Phase.RETIRED, retained=None, health_checks=checks, reason=f"retired {slot}")
 
-    return svc.transition(decide, what="retire").state
+    return svc.transition(decide, what="retire")

@@ -11,6 +11,7 @@ from urllib.parse import urlparse
 from airflow.sdk.exceptions import AirflowFailException
 
 from bluegreen_provider.operators.base import StageOperator
+from bluegreen_provider.state import TransitionRefused, record_health_check
 from bluegreen_provider.triggers.health import HealthProbeTrigger
 
 if TYPE_CHECKING:
@@ -44,10 +45,13 @@ class HealthCheckOperator(StageOperator):
     Check the candidate slot before it takes traffic: a Route53 health check, then an HTTP probe.
 
     The Route53 check (HTTPS, the spec's path, port 443, every 30 s, unhealthy after 3 failures) is
-    created once per record, slot and endpoint and attached to the candidate's weighted set, whose
-    weight is 0, so no traffic moves; the soaks later watch it. The HTTP probe of ``health_url``
-    waits for ``health.consecutive_successes`` 2xx answers in a row within ``health.deadline_seconds``
-    and runs in the triggerer, holding no worker slot. Nothing here changes weights.
+    created once per deployment, record, slot and endpoint and recorded as the candidate's check in
+    the deployment state, replacing (and deleting) the one an earlier deployment left for this slot.
+    The shifts put it on the candidate's weighted set only while both sets take traffic: at weight 0
+    it would let Route53 fail over to the unvetted candidate. The soaks read it through
+    GetHealthCheckStatus, attached or not. The HTTP probe of ``health_url`` waits for
+    ``health.consecutive_successes`` 2xx answers in a row within ``health.deadline_seconds`` and runs
+    in the triggerer, holding no worker slot. Nothing here changes weights.
 
     :param request_timeout_seconds: timeout of each probe request.
     :param aws_conn_id: Airflow connection for AWS.
@@ -108,11 +112,9 @@ class HealthCheckOperator(StageOperator):
 
     def _route53_check(self, context: Context, plan: Plan, fqdn: str, split: dict[str, int]) -> dict[str, Any]:
         spec, slot, health = plan.spec, plan.spec.slots[plan.candidate], plan.spec.health
-        previous = self.route53.get_weighted_sets(plan.zone_id, spec.record_name, spec.record_type)[
-            plan.candidate_set
-        ].health_check_id
+        owner = self.run_owner(context)
         check_id = self.route53.ensure_health_check(
-            caller_reference=caller_reference(spec.record_name, slot.name, fqdn, self.run_owner(context)),
+            caller_reference=caller_reference(spec.record_name, slot.name, fqdn, owner),
             fqdn=fqdn,
             path=health.path,
             port=health.port,
@@ -121,13 +123,12 @@ class HealthCheckOperator(StageOperator):
             failure_threshold=health.failure_threshold,
             tags={"Name": f"bluegreen {spec.record_name} {slot.name}", "bluegreen:service": spec.service},
         )
-        self.route53.set_health_check(
-            plan.zone_id,
-            spec.record_name,
-            spec.record_type,
-            plan.candidate_set,
-            check_id,
-            comment=f"bluegreen {spec.service}: health check on {slot.name} ({self.run_owner(context)})",
+        try:
+            recorded = record_health_check(self.service_state(plan), owner, plan.candidate, check_id)
+        except TransitionRefused as err:
+            raise AirflowFailException(f"health_check: {err}") from err
+        previous = (
+            recorded.before.state.health_checks.get(plan.candidate) if recorded and recorded.before.state else None
         )
         if previous and previous != check_id:
             self._retire_superseded(previous)
@@ -138,7 +139,11 @@ class HealthCheckOperator(StageOperator):
                 f"{status.detail}; {self._traffic(plan, split)}"
             )
         state = "healthy" if status.checkers else "pending"
-        self.log.info("Route53 health check %s on set %s: %s (%s)", check_id, plan.candidate_set, state, status.detail)
+        self.log.info(
+            "Route53 health check %s of %s: %s (%s); recorded in the deployment state, on set %s only at the "
+            "canary steps",
+            check_id, slot.name, state, status.detail, plan.candidate_set,
+        )  # fmt: skip
         return {"route53_health_check_id": check_id, "route53_status": state}
 
     def _retire_superseded(self, health_check_id: str) -> None:

@@ -162,26 +162,16 @@ class TeardownBlueOperator(StageOperator):
         spec = plan.spec
         owner = self.run_owner(context)
         try:
-            retire(self.service_state(plan), owner)
+            retired = retire(self.service_state(plan), owner)
         except NothingToDo as err:
             return self._nothing(plan, str(err))
         except TransitionRefused as err:
             raise AirflowFailException(f"teardown_blue: {err}") from err
 
-        health_check = self.route53.get_weighted_sets(plan.zone_id, spec.record_name, spec.record_type)[
-            plan.live_set
-        ].health_check_id
-        deleted_check = False
-        if health_check:
-            self.route53.set_health_check(
-                plan.zone_id,
-                spec.record_name,
-                spec.record_type,
-                plan.live_set,
-                None,
-                comment=f"bluegreen teardown of {spec.service} {plan.live} ({owner})"[:256],
-            )
-            deleted_check = self.route53.delete_health_check(health_check)
+        # The retire swap dropped the old slot's check from the state; at 0/100 no record carries it.
+        before = retired.before.state
+        health_check = before.health_checks.get(before.retained.slot) if before and before.retained else None
+        deleted_check = self.route53.delete_health_check(health_check) if health_check else False
         pruned = {}
         for release in spec.functions:
             in_use = {a.version for a in self.lambdas.list_aliases(release.name) if a.version.isdigit()}

@@ -11,11 +11,29 @@ from airflow.sdk.exceptions import AirflowFailException, TaskDeferred
 
 from bluegreen_provider.hooks.route53 import HealthCheckStatus, Route53Hook
 from bluegreen_provider.operators.health import HealthCheckOperator, caller_reference
+from bluegreen_provider.spec import DeploymentSpec
+from bluegreen_provider.state import DeploymentState, ServiceState, acquire, decode_txt, record_release, shift
 from bluegreen_provider.triggers.health import HealthProbeTrigger, describe_failures
 
-from .conftest import RECORD, first_event, make_context, make_plan, make_spec
+from .conftest import FUNCTIONS, RECORD, first_event, make_context, make_plan, make_spec
 
 GREEN_FQDN = "production-green.execute-api.us-east-1.amazonaws.com"
+OWNER = "blue_green_deploy/manual__1"  # make_context's run
+RELEASE = {fn: "1" for fn in FUNCTIONS}
+
+
+def planned(world, spec: DeploymentSpec, owner: str = OWNER) -> ServiceState:
+    """The run's plan and deploy, as the stages before the health check leave the deployment state."""
+    svc = ServiceState(Route53Hook(aws_conn_id=None), world.zone_id, spec)
+    acquire(svc, owner, live_versions=RELEASE, run_is_active=lambda _: False)
+    record_release(svc, owner, RELEASE)
+    return svc
+
+
+def state(world) -> DeploymentState:
+    records = world.route53.list_resource_record_sets(HostedZoneId=world.zone_id)["ResourceRecordSets"]
+    txt = next(r for r in records if r["Type"] == "TXT")
+    return DeploymentState.from_json(decode_txt(" ".join(v["Value"] for v in txt["ResourceRecords"])))
 
 
 def health_spec(url: str | None, **health):
@@ -40,16 +58,18 @@ def run(op: HealthCheckOperator, context) -> dict:
     return op.execute_complete(context, first_event(exc.value.trigger, timeout=20), **exc.value.kwargs)
 
 
-def test_healthy_candidate_passes_and_health_check_is_attached(world, http_server):
-    context = make_context(make_plan(world, health_spec(http_server.url)))
+def test_healthy_candidate_passes_and_its_check_is_recorded_but_on_no_record(world, http_server):
+    spec = health_spec(http_server.url)
+    planned(world, spec)
+    context = make_context(make_plan(world, spec))
     result = run(operator(), context)
     check_id = result["route53_health_check_id"]
     assert result["route53_status"] == "healthy"
     assert result["probe"]["url"] == http_server.url
     assert (result["probe"]["attempts"], result["probe"]["successes"], result["probe"]["last_status"]) == (3, 3, 200)
-    sets = world.sets()
-    assert sets["green"].get("HealthCheckId") == check_id
-    assert "HealthCheckId" not in sets["blue"]
+    assert state(world).health_checks == {"green": check_id}
+    sets = world.sets()  # at weight 0 a check would let Route53 fail over to the unvetted candidate
+    assert "HealthCheckId" not in sets["green"] and "HealthCheckId" not in sets["blue"]
     config = world.route53.get_health_check(HealthCheckId=check_id)["HealthCheck"]["HealthCheckConfig"]
     assert (config["Type"], config["ResourcePath"], config["Port"]) == ("HTTPS", "/health", 443)
     assert (config["RequestInterval"], config["FailureThreshold"]) == (30, 3)
@@ -57,21 +77,46 @@ def test_healthy_candidate_passes_and_health_check_is_attached(world, http_serve
     assert world.weights() == {"blue": 100, "green": 0}
 
 
+def test_the_first_canary_step_attaches_the_recorded_check(world, http_server):
+    spec = health_spec(http_server.url)
+    svc = planned(world, spec)
+    check_id = run(operator(), make_context(make_plan(world, spec)))["route53_health_check_id"]
+    shift(svc, OWNER, 10, previous_pct=0, serving=RELEASE)
+    sets = world.sets()
+    assert (sets["green"]["Weight"], sets["green"].get("HealthCheckId")) == (10, check_id)
+    assert "HealthCheckId" not in sets["blue"]
+
+
 def test_rerun_reuses_the_route53_health_check(world, http_server):
-    context = make_context(make_plan(world, health_spec(http_server.url)))
+    spec = health_spec(http_server.url)
+    planned(world, spec)
+    context = make_context(make_plan(world, spec))
     first = run(operator(), context)
+    generation = state(world).generation
     second = run(operator(), context)
     checks = world.route53.list_health_checks()["HealthChecks"]
     assert len(checks) == 1
     assert first["route53_health_check_id"] == second["route53_health_check_id"] == checks[0]["Id"]
     owner = f"{context['dag_run'].dag_id}/{context['dag_run'].run_id}"
     assert checks[0]["CallerReference"] == caller_reference(RECORD, "green", GREEN_FQDN, owner)
-    assert world.sets()["green"]["HealthCheckId"] == checks[0]["Id"]
+    assert state(world).health_checks == {"green": checks[0]["Id"]}
+    assert state(world).generation == generation  # nothing to record again
+
+
+def test_a_run_that_does_not_own_the_service_records_nothing(world, http_server):
+    spec = health_spec(http_server.url)
+    planned(world, spec, owner="blue_green_deploy/manual__0")
+    before = state(world)
+    with pytest.raises(AirflowFailException, match=r"^health_check: run blue_green_deploy/manual__0 .* owns lego-api"):
+        operator().execute(make_context(make_plan(world, spec)))
+    assert state(world) == before and http_server.hits == []
 
 
 def test_failing_probe_fails_and_leaves_traffic_untouched(world, http_server):
     http_server.codes = [200, 503]
-    context = make_context(make_plan(world, health_spec(http_server.url, deadline_seconds=2)))
+    spec = health_spec(http_server.url, deadline_seconds=2)
+    planned(world, spec)
+    context = make_context(make_plan(world, spec))
     with pytest.raises(AirflowFailException) as exc:
         run(operator(), context)
     message = str(exc.value)
@@ -83,23 +128,29 @@ def test_failing_probe_fails_and_leaves_traffic_untouched(world, http_server):
 
 def test_probe_recovers_after_a_cold_start(world, http_server):
     http_server.codes = [503, 503, 200]
-    result = run(operator(), make_context(make_plan(world, health_spec(http_server.url))))
+    spec = health_spec(http_server.url)
+    planned(world, spec)
+    result = run(operator(), make_context(make_plan(world, spec)))
     assert result["probe"]["attempts"] == 5 and result["probe"]["successes"] == 3
 
 
 def test_unhealthy_route53_check_fails_before_probing(world, http_server):
     bad = HealthCheckStatus("x", healthy=False, checkers=3, failing=3, detail="us-east-1: Failure: HTTP 503")
+    spec = health_spec(http_server.url)
+    planned(world, spec)
     with (
         mock.patch.object(Route53Hook, "health_check_status", return_value=bad),
         pytest.raises(AirflowFailException) as exc,
     ):
-        operator().execute(make_context(make_plan(world, health_spec(http_server.url))))
+        operator().execute(make_context(make_plan(world, spec)))
     assert "unhealthy: us-east-1: Failure: HTTP 503; traffic untouched (blue 100 / green 0)" in str(exc.value)
     assert http_server.hits == []
 
 
 def test_missing_health_url_skips_the_probe_with_a_warning(world):
-    result = operator().execute(make_context(make_plan(world, health_spec(None))))
+    spec = health_spec(None)
+    planned(world, spec)
+    result = operator().execute(make_context(make_plan(world, spec)))
     assert result["probe"] == {"url": None, "skipped": "slots.green.health_url is not set: HTTP probe skipped"}
     assert result["warnings"] == [result["probe"]["skipped"]]
     assert result["route53_status"] == "healthy"
@@ -153,15 +204,22 @@ def test_probe_trigger_serializes_its_absolute_deadline():
 def test_next_deployment_replaces_its_predecessors_check_but_never_a_persons(world, http_server):
     from types import SimpleNamespace
 
-    plan = make_plan(world, health_spec(http_server.url))
-    first = run(operator(), make_context(plan))
-    second_context = make_context(plan)
-    second_context["dag_run"] = SimpleNamespace(dag_id="blue_green_deploy", run_id="manual__2")
-    second = run(operator(), second_context)
+    spec = health_spec(http_server.url)
+    plan = make_plan(world, spec)
 
+    def next_run(run_id: str) -> dict:
+        """A later run of the same DAG that took over the (clean) service, then reached its health stage."""
+        planned(world, spec, owner=f"blue_green_deploy/{run_id}")
+        context = make_context(plan)
+        context["dag_run"] = SimpleNamespace(dag_id="blue_green_deploy", run_id=run_id)
+        return run(operator(), context)
+
+    planned(world, spec)
+    first = run(operator(), make_context(plan))
+    second = next_run("manual__2")
     ids = [c["Id"] for c in world.route53.list_health_checks()["HealthChecks"]]
     assert ids == [second["route53_health_check_id"]] != [first["route53_health_check_id"]]
-    assert world.sets()["green"]["HealthCheckId"] == second["route53_health_check_id"]
+    assert state(world).health_checks == {"green": second["route53_health_check_id"]}
 
     persons = world.route53.create_health_check(
         CallerReference="ops-team-check",
@@ -170,13 +228,10 @@ def test_next_deployment_replaces_its_predecessors_check_but_never_a_persons(wor
     world.route53.change_resource_record_sets(
         HostedZoneId=world.zone_id,
         ChangeBatch={
-            "Changes": [
-                {"Action": "UPSERT", "ResourceRecordSet": {**world.sets()["green"], "HealthCheckId": persons}}
-            ]
+            "Changes": [{"Action": "UPSERT", "ResourceRecordSet": {**world.sets()["green"], "HealthCheckId": persons}}]
         },
     )
-    third_context = make_context(plan)
-    third_context["dag_run"] = SimpleNamespace(dag_id="blue_green_deploy", run_id="manual__3")
-    run(operator(), third_context)
+    third = next_run("manual__3")
     remaining = {c["Id"] for c in world.route53.list_health_checks()["HealthChecks"]}
-    assert persons in remaining, "a health check someone else created is never deleted"
+    assert remaining == {persons, third["route53_health_check_id"]}, "a health check someone else created stays"
+    assert "HealthCheckId" not in world.sets()["green"]  # but never on a set at weight 0

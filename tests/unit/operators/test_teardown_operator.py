@@ -8,6 +8,7 @@ from airflow.sdk.exceptions import TaskDeferred
 
 from bluegreen_provider.hooks.lambda_alias import LambdaAliasHook
 from bluegreen_provider.hooks.route53 import Route53Hook
+from bluegreen_provider.operators.health import HealthCheckOperator
 from bluegreen_provider.rollback import emergency_rollback
 from bluegreen_provider.spec import DeploymentSpec
 from bluegreen_provider.state import Phase
@@ -29,6 +30,32 @@ def _attach_health_check(world, colour: str) -> str:
         },
     )["HealthCheck"]["Id"]
     Route53Hook().set_health_check(world.zone_id, "api.lego-mocs.com", "A", colour, check, comment="test")
+    return check
+
+
+# Slots whose health stage creates a Route53 check (no health_url: the HTTP probe is skipped).
+CHECKED_SLOTS = {
+    colour: {
+        "set_identifier": colour,
+        "alias": f"production-{colour}",
+        "health_check_fqdn": f"production-{colour}.execute-api.us-east-1.amazonaws.com",
+    }
+    for colour in ("blue", "green")
+}
+
+
+def _earlier_deployments_check(world, run, colour: str) -> str:
+    """The check a previous deployment's health stage recorded for ``colour`` when it was the candidate."""
+    check = world.route53.create_health_check(
+        CallerReference=f"bluegreen-{colour}-earlier",
+        HealthCheckConfig={
+            "Type": "HTTPS",
+            "FullyQualifiedDomainName": f"production-{colour}.execute-api.us-east-1.amazonaws.com",
+            "Port": 443,
+            "ResourcePath": "/health",
+        },
+    )["HealthCheck"]["Id"]
+    world.force(run.owner, "planned", 100, 0, health_checks={colour: check})
     return check
 
 
@@ -60,9 +87,14 @@ def test_teardown_defers_to_the_absolute_end_of_retention(world, new_run, stages
 
 def test_teardown_retires_the_old_slot_when_retention_ends(world, new_run, stages, clock):
     _publish_old_release(world)
-    blue_check = _attach_health_check(world, "blue")
     run = new_run("run1")
-    stages.release(run, world.spec(retention_seconds=3600, keep_versions=0), upto=STEPS)
+    run.execute(stages.plan(world.spec(retention_seconds=3600, keep_versions=0, slots=CHECKED_SLOTS)))
+    blue_check = _earlier_deployments_check(world, run, "blue")
+    run.execute(stages.deploy())
+    green_check = run.execute(HealthCheckOperator(task_id="health_check"))["route53_health_check_id"]
+    for pct in STEPS:
+        run.execute(stages.shift(pct))
+    assert world.state().health_checks == {"blue": blue_check, "green": green_check}
     op = stages.teardown()
     with pytest.raises(TaskDeferred) as deferred:
         run.execute(op)
@@ -72,8 +104,8 @@ def test_teardown_retires_the_old_slot_when_retention_ends(world, new_run, stage
 
     assert result["action"] == "retired" and result["slot"] == "blue"
     assert result["health_check_deleted"] == blue_check
-    assert world.route53.list_health_checks()["HealthChecks"] == []
-    assert "HealthCheckId" not in world.sets()["blue"]
+    assert [c["Id"] for c in world.route53.list_health_checks()["HealthChecks"]] == [green_check]
+    assert "HealthCheckId" not in world.sets()["blue"] and "HealthCheckId" not in world.sets()["green"]
     assert result["pruned"] == {fn: ["2"] for fn in world.functions}
     for fn in world.functions:
         assert sorted(world.versions(fn)) == ["1", "3"]  # blue's and green's versions are protected
@@ -87,6 +119,7 @@ def test_teardown_retires_the_old_slot_when_retention_ends(world, new_run, stage
         generation + 1,
     )
     assert state.split == world.split()
+    assert state.health_checks == {"green": green_check}  # the live slot keeps its check for the next canary
 
     before = world.snapshot()
     again = run.execute(op)  # re-run: nothing is retained any more, nothing left to do

@@ -295,7 +295,7 @@ def test_retire_waits_for_the_deadline_then_ends_the_retention(zone):
     svc = promoted(zone, retention=3600)
     with pytest.raises(TransitionRefused, match="retained until"):
         retire(svc, RUN1)
-    state = retire(svc, RUN1, now=datetime.now(UTC) + timedelta(hours=2))
+    state = retire(svc, RUN1, now=datetime.now(UTC) + timedelta(hours=2)).state
     assert state.phase == Phase.RETIRED and zone.state().retained is None
     with pytest.raises(NothingToDo):
         retire(svc, RUN1, now=datetime.now(UTC) + timedelta(hours=2))
