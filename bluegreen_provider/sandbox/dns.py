@@ -41,8 +41,15 @@ def weights_of(record_sets: Iterable[Mapping[str, Any]]) -> dict[str, int]:
 def answer_weights(
     record_sets: Iterable[Mapping[str, Any]], is_healthy: Callable[[str], bool] | None = None
 ) -> dict[str, int]:
-    """The weights Route53 answers with: sets whose health check is unhealthy drop out, unless every
-    set would (then Route53 treats them all as healthy)."""
+    """The weights Route53 answers with for weighted records with health checks (Route 53 Developer
+    Guide, "Weighted routing" and "How health checks work in simple Amazon Route 53 configurations").
+
+    A set without a health check is always healthy. Route53 first considers only the sets of weight
+    > 0: the healthy ones share by weight. If every set of weight > 0 is unhealthy, it considers the
+    sets of weight 0: the healthy ones share equally (weight 1 each here). If no set is healthy, it
+    answers as if every set were healthy (the weights as they are). ``is_healthy`` None: every check
+    is healthy (moto's checks, the ``fast`` profile).
+    """
     records = [r for r in record_sets if r.get("SetIdentifier") in weights_of([r])]
     weights = weights_of(records)
     if is_healthy is None:
@@ -50,8 +57,11 @@ def answer_weights(
     down = {
         str(r["SetIdentifier"]) for r in records if r.get("HealthCheckId") and not is_healthy(str(r["HealthCheckId"]))
     }
-    healthy = {slot: w for slot, w in weights.items() if slot not in down}
-    return healthy if any(w > 0 for w in healthy.values()) else weights
+    weighted = {slot: w for slot, w in weights.items() if w > 0 and slot not in down}
+    if weighted:
+        return weighted
+    zero = {slot: 1 for slot, w in weights.items() if w == 0 and slot not in down}
+    return zero or weights
 
 
 def visible_change(changes: Sequence[AppliedChange], u: float, now: float) -> AppliedChange | None:
