@@ -33,7 +33,7 @@ from bluegreen_provider.operators.traffic import ShiftWeightOperator
 from bluegreen_provider.rollback import rollback_on_failure
 from bluegreen_provider.sensors.approval import ApprovalSensor, HoldOperator
 from bluegreen_provider.sensors.error_rate import ErrorRateSensor
-from bluegreen_provider.spec import DeploymentSpec
+from bluegreen_provider.spec import DeploymentSpec, Release
 
 # Run-time knobs a person may change when triggering; their defaults come from the service config.
 _RUN_PARAMS: dict[str, dict[str, Any]] = {
@@ -53,7 +53,26 @@ _RUN_PARAMS: dict[str, dict[str, Any]] = {
             },
             "additionalProperties": False,
         },
-        "description": "The release: per function exactly one of zip_file, s3_bucket+s3_key, image_uri or version.",
+        "description": "The functions to release, by name (they take the release below); a function may give "
+        "its own source instead: exactly one of zip_file, s3_bucket+s3_key, image_uri or version.",
+    },
+    "release": {
+        "type": ["object", "null"],
+        "properties": {
+            key: {"type": ["string", "integer"] if key == "version" else "string", "minLength": 1}
+            for key in Release.__dataclass_fields__
+        },
+        "additionalProperties": False,
+        "dependentRequired": {
+            "s3_key": ["s3_bucket"],
+            "s3_prefix": ["s3_bucket"],
+            "image_repository": ["image_tag"],
+            "image_tag": ["image_repository"],
+        },
+        "description": "The code of every function given by name only, named once: version; zip_file; "
+        "zip_dir (<dir>/<function>.zip); s3_bucket with s3_key or s3_prefix (<prefix><function>.zip); image_uri; "
+        "or image_repository with image_tag. {function} in a value is each function's name. label: free text "
+        'shown in the plan, e.g. {"label": "1.4.2", "s3_bucket": "artifacts", "s3_prefix": "releases/1.4.2/"}.',
     },
     "steps": {
         "type": "array",
@@ -94,7 +113,8 @@ REGISTERED_SERVICES: dict[str, DeploymentSpec] = {}
 
 
 def _params(spec: DeploymentSpec) -> dict[str, Param]:
-    defaults = json.loads(json.dumps(spec.to_dict()))  # JSON types: the schema wants arrays, not tuples
+    # JSON types (the schema wants arrays, not tuples); the release as typed, not resolved per function
+    defaults = json.loads(json.dumps({**spec.to_dict(), **spec.release_inputs()}))
     params = {
         name: Param(defaults[name], **schema, title=name.replace("_", " ")) for name, schema in _RUN_PARAMS.items()
     }

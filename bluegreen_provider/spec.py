@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
+from string import Formatter
 from typing import Any
 
 SLOT_NAMES = ("blue", "green")
@@ -56,6 +57,114 @@ class FunctionRelease:
             if getattr(self, kind):
                 return kind
         return "none"
+
+    @property
+    def has_own_source(self) -> bool:
+        """Whether the function names any code itself (then a release does not apply to it)."""
+        return any(getattr(self, k) for k in ("zip_file", "s3_bucket", "s3_key", "image_uri", "version"))
+
+
+# The ways a release names the code of every function; each form is the set of keys it takes.
+RELEASE_FORMS: tuple[tuple[str, ...], ...] = (
+    ("version",),
+    ("zip_file",),
+    ("zip_dir",),
+    ("s3_bucket", "s3_key"),
+    ("s3_bucket", "s3_prefix"),
+    ("image_uri",),
+    ("image_repository", "image_tag"),
+)
+_PLACEHOLDER = "function"
+
+
+@dataclass(frozen=True)
+class Release:
+    """One release for every function at once, so a trigger names it once instead of per function.
+
+    Exactly one source: ``version``; ``zip_file``; ``zip_dir`` (``<dir>/<function>.zip``);
+    ``s3_bucket`` with ``s3_key`` or ``s3_prefix`` (``<prefix><function>.zip``); ``image_uri``; or
+    ``image_repository`` with ``image_tag`` (``<repository>:<tag>``). ``{function}`` in any value
+    stands for each function's name; a value without it is one artifact shared by every function.
+    ``label`` is free text (e.g. "1.4.2") shown in the plan and on the versions published.
+    """
+
+    label: str | None = None
+    version: str | None = None
+    zip_file: str | None = None
+    zip_dir: str | None = None
+    s3_bucket: str | None = None
+    s3_key: str | None = None
+    s3_prefix: str | None = None
+    image_uri: str | None = None
+    image_repository: str | None = None
+    image_tag: str | None = None
+
+    @property
+    def given(self) -> tuple[str, ...]:
+        """The source keys given (the label is not a source)."""
+        return tuple(k for k in self.__dataclass_fields__ if k != "label" and getattr(self, k) not in (None, ""))
+
+    def problems(self) -> list[str]:
+        """Every problem with the release itself; empty when it can be applied."""
+        p: list[str] = []
+        if self.label is not None and not isinstance(self.label, str):
+            p.append(f"release.label must be text, got {self.label!r}")
+        for key in self.given:
+            value = getattr(self, key)
+            if key == "version" and isinstance(value, int) and not isinstance(value, bool):
+                continue
+            if not isinstance(value, str):
+                p.append(f"release.{key} must be a string, got {value!r}")
+                continue
+            p.extend(_template_problems(f"release.{key}", value))
+        given = set(self.given)
+        if given and not any(set(form) == given for form in RELEASE_FORMS):
+            forms = ", ".join("+".join(form) for form in RELEASE_FORMS)
+            p.append(f"release: give exactly one source, one of {forms} (got {sorted(given)})")
+        return p
+
+    def source_for(self, function: str) -> dict[str, str]:
+        """The explicit source this release gives ``function`` (empty when it names no source)."""
+
+        def fill(key: str) -> str:
+            return str(getattr(self, key)).format(**{_PLACEHOLDER: function})
+
+        given = set(self.given)
+        if given == {"version"}:
+            return {"version": fill("version")}
+        if given == {"zip_file"}:
+            return {"zip_file": fill("zip_file")}
+        if given == {"zip_dir"}:
+            return {"zip_file": f"{fill('zip_dir').rstrip('/')}/{function}.zip"}
+        if given == {"s3_bucket", "s3_key"}:
+            return {"s3_bucket": fill("s3_bucket"), "s3_key": fill("s3_key")}
+        if given == {"s3_bucket", "s3_prefix"}:
+            return {"s3_bucket": fill("s3_bucket"), "s3_key": f"{fill('s3_prefix')}{function}.zip"}
+        if given == {"image_uri"}:
+            return {"image_uri": fill("image_uri")}
+        if given == {"image_repository", "image_tag"}:
+            return {"image_uri": f"{fill('image_repository')}:{fill('image_tag')}"}
+        return {}
+
+    def apply(self, functions: Sequence[FunctionRelease]) -> tuple[FunctionRelease, ...]:
+        """Every function with its explicit source: its own if it names one, else this release's."""
+        return tuple(f if f.has_own_source else replace(f, **self.source_for(f.name)) for f in functions)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Only the keys given, as a person would write them."""
+        return {k: v for k, v in asdict(self).items() if v is not None}
+
+
+def _template_problems(where: str, value: str) -> list[str]:
+    """``{function}`` is the only placeholder; anything else in braces is a mistake worth naming."""
+    try:
+        fields = [(name, conv, spec) for _, name, spec, conv in Formatter().parse(value) if name is not None]
+    except ValueError as err:
+        return [f"{where}: {value!r} is not a valid template ({err}); write {{function}} for the function's name"]
+    bad = [name for name, conv, spec in fields if name != _PLACEHOLDER or conv or spec]
+    if bad:
+        return [f"{where}: unknown placeholder(s) {bad} in {value!r}; only {{function}} is replaced"]
+    return []
 
 
 @dataclass(frozen=True)
@@ -134,6 +243,8 @@ class DeploymentSpec:
     insync_timeout_seconds: int = 300
     health: HealthSpec = field(default_factory=HealthSpec)
     migrations: MigrationSpec | None = None
+    # One release for every function that names no code itself; ``functions`` hold the result.
+    release: Release | None = None
 
     # -- construction ---------------------------------------------------------------------------
     @classmethod
@@ -182,10 +293,13 @@ class DeploymentSpec:
         steps = tuple(s for s in built_steps if s is not None)
         health = build(HealthSpec, raw.get("health") or {}, "health") or HealthSpec()
         migrations = build(MigrationSpec, raw["migrations"], "migrations") if raw.get("migrations") else None
+        release = build(Release, raw["release"], "release") if raw.get("release") is not None else None
+        if release is not None and not release.problems():  # validate() lists the release's problems
+            functions = release.apply(functions)
 
         scalars = {
             k: raw[k]
-            for k in known - {"slots", "functions", "steps", "health", "migrations"}
+            for k in known - {"slots", "functions", "steps", "health", "migrations", "release"}
             if k in raw and raw[k] is not None
         }
         if "alarms" in scalars:
@@ -201,6 +315,7 @@ class DeploymentSpec:
             steps=steps,
             health=health,
             migrations=migrations,
+            release=release,
             **scalars,
         )
         spec.validate()
@@ -209,7 +324,18 @@ class DeploymentSpec:
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data["slots"] = {name: {k: v for k, v in slot.items() if k != "name"} for name, slot in data["slots"].items()}
+        data["release"] = self.release.to_dict() if self.release is not None else None
         return data
+
+    def release_inputs(self) -> dict[str, Any]:
+        """``functions`` and ``release`` as a person triggers them: a function that takes the release is
+        only its name, so the trigger form shows names, not a source per function full of nulls."""
+        functions = []
+        for f in self.functions:
+            own = {k: v for k, v in asdict(f).items() if v is not None and k != "name"}
+            taken = self.release is not None and own == self.release.source_for(f.name)
+            functions.append({"name": f.name, **({} if taken else own)})
+        return {"functions": functions, "release": self.release.to_dict() if self.release is not None else None}
 
     # -- validation -----------------------------------------------------------------------------
     def validate(self) -> None:
@@ -220,17 +346,22 @@ class DeploymentSpec:
         names = [f.name for f in self.functions]
         if len(set(names)) != len(names):
             p.append(f"functions: duplicate names in {names}")
+        release_problems = self.release.problems() if self.release is not None else []
         for f in self.functions:
             if not _FUNCTION_NAME.match(f.name or ""):
                 p.append(f"functions: invalid Lambda function name {f.name!r}")
             sources = [k for k in ("zip_file", "s3_key", "image_uri", "version") if getattr(f, k)]
+            if not sources and release_problems:
+                continue  # it takes the release, whose problems are listed below
             if len(sources) != 1:
                 p.append(
                     f"functions.{f.name}: give exactly one of zip_file, s3_bucket+s3_key, image_uri, "
                     f"version (got {sources or 'none'})"
+                    + ("" if sources else "; or give a release with a source for every function")
                 )
             if bool(f.s3_bucket) != bool(f.s3_key):
                 p.append(f"functions.{f.name}: s3_bucket and s3_key go together")
+        p.extend(release_problems)
         aliases = {s.alias for s in self.slots.values()}
         sets = {s.set_identifier for s in self.slots.values()}
         if len(aliases) != 2:

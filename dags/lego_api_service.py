@@ -2,7 +2,8 @@
 
 Out of the box it points at the embedded sandbox (``make demo`` / ``make airflow``); for real AWS set
 ``aws_default`` to your account and ``BLUEGREEN_HEALTH_BASE_URL`` / ``BLUEGREEN_RELEASES_DIR`` (or pass
-the release as the ``functions`` param when triggering).
+the ``release`` param when triggering, e.g. ``{"label": "1.4.2", "s3_bucket": "artifacts",
+"s3_prefix": "lego-api/1.4.2/"}``).
 """
 
 from __future__ import annotations
@@ -22,7 +23,9 @@ def lego_api() -> dict:
         "service": "lego-api",
         "hosted_zone": "lego-mocs.com",
         "record_name": "api.lego-mocs.com",
-        "functions": [{"name": f"lego-api-{name}", "zip_file": str(releases / "v2.zip")} for name in FUNCTIONS],
+        # Functions by name take the release; the sandbox's demo releases are one zip for all four.
+        "functions": [{"name": f"lego-api-{name}"} for name in FUNCTIONS],
+        "release": {"zip_file": str(releases / "v2.zip")},
         "slots": {
             slot: {
                 "set_identifier": slot,

@@ -33,9 +33,10 @@ if TYPE_CHECKING:
 _DESCRIPTION_LIMIT = 256  # Lambda's limit for version and alias descriptions
 
 
-def release_description(service: str, owner: str) -> str:
-    """The description written on versions and aliases, so the console shows which run released them."""
-    return f"bluegreen {service} release by {owner}"[:_DESCRIPTION_LIMIT]
+def release_description(service: str, owner: str, label: str | None = None) -> str:
+    """The description written on versions and aliases, so the console shows which run released what."""
+    release = f"release {label}" if label else "release"
+    return f"bluegreen {service} {release} by {owner}"[:_DESCRIPTION_LIMIT]
 
 
 @dataclass(frozen=True)
@@ -120,7 +121,7 @@ class DeployGreenOperator(StageOperator):
         owner = self.run_owner(context)
         spec = plan.spec
         alias = plan.candidate_alias
-        description = release_description(spec.service, owner)
+        description = release_description(spec.service, owner, spec.release.label if spec.release else None)
         service = self.service_state(plan)
 
         # -- everything is read and checked before the first change --------------------------------

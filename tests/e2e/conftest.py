@@ -110,8 +110,11 @@ def deploy(sandbox, service_db, e2e_bundle):
         dag_file: Path = REPO / "dags" / "blue_green_deploy.py",
         dag_name: str = "deploy",
         on_approval_request=None,
+        release_param: dict[str, Any] | None = None,
         **overrides: Any,
     ) -> RunResult:
+        """``release`` names a sandbox zip given to every function; ``release_param`` is the DAG's
+        ``release`` param instead (pass ``functions`` by name only with it)."""
         dag = load_dag(dag_file, dag_name)
         functions = [
             {"name": f["name"], "zip_file": str(sandbox.state_dir / "releases" / f"{release}.zip")}
@@ -120,7 +123,10 @@ def deploy(sandbox, service_db, e2e_bundle):
         responder = ApprovalResponder(dag.dag_id, action=approval, wait_seconds=120, before_answer=on_approval_request)
         responder.start()
         try:
-            dr = dag.test(run_conf={**FAST, "functions": functions, **overrides})
+            conf = {**FAST, "functions": functions, **overrides}
+            if release_param is not None:
+                conf["release"] = release_param
+            dr = dag.test(run_conf=conf)
         finally:
             responder.cancel()
         assert responder.error is None, responder.error
