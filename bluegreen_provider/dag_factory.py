@@ -102,6 +102,7 @@ _RUN_PARAMS: dict[str, dict[str, Any]] = {
         "than live; anything marginal still waits for a person.",
     },
     "retention_seconds": {"type": "integer", "minimum": 0},
+    "metrics_period_seconds": {"type": "integer", "minimum": 1},
     "metrics_lag_seconds": {"type": "number", "minimum": 0},
     "comparison_margin": {"type": "number", "minimum": 1},
     "post_promotion_policy": {"type": "string", "enum": ["rollback", "notify", "off"]},

@@ -391,6 +391,9 @@ class DeploymentSpec:
             missing = [s.name for s in self.slots.values() if not s.api_name]
             if missing:
                 p.append(f"metrics_source 'apigateway' needs slots.<slot>.api_name; missing for {missing}")
+        period = self.metrics_period_seconds
+        if isinstance(period, int) and period > 0 and period not in (1, 5, 10, 30) and period % 60:
+            p.append(f"metrics_period_seconds must be 1, 5, 10, 30 or a multiple of 60 (CloudWatch), got {period}")
         if not isinstance(self.metrics_lag_seconds, int | float) or self.metrics_lag_seconds < 0:
             p.append(f"metrics_lag_seconds must be a non-negative number, got {self.metrics_lag_seconds!r}")
         if not isinstance(self.comparison_margin, int | float) or self.comparison_margin < 1:

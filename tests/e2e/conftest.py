@@ -34,6 +34,9 @@ FAST: dict[str, Any] = {
     ],
     "poll_interval_seconds": 1,
     "min_requests": 8,
+    # The fast sandbox publishes one datapoint per second, about a second late.
+    "metrics_period_seconds": 1,
+    "metrics_lag_seconds": 1,
     "approval_timeout_seconds": 300,
     "retention_seconds": 3,
 }
@@ -61,9 +64,14 @@ def service_db(monkeypatch) -> Iterator[str]:
 
 
 @pytest.fixture
-def sandbox(tmp_path, monkeypatch) -> Iterator[Sandbox]:
-    """The lego world in moto with 40 req/s of traffic and metrics flushed every second."""
-    with Sandbox(rate_per_second=40, flush_seconds=1, state_dir=tmp_path / "sandbox") as box:
+def sandbox(request, tmp_path, monkeypatch) -> Iterator[Sandbox]:
+    """The lego world in moto with 40 req/s of traffic and metrics flushed every second.
+
+    ``@pytest.mark.sandbox(profile="aws", propagation_seconds=...)`` picks a profile and its numbers.
+    """
+    marker = request.node.get_closest_marker("sandbox")
+    settings = {"rate_per_second": 40, "flush_seconds": 1, **(marker.kwargs if marker else {})}
+    with Sandbox(state_dir=tmp_path / "sandbox", **settings) as box:
         for name in ("v1", "v2", "bad", "unhealthy"):
             box.release_zip(name)
         for key, value in box.connection_env("aws_default").items():

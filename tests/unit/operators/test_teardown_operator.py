@@ -4,14 +4,16 @@ from datetime import datetime
 
 import pytest
 from airflow.providers.standard.triggers.temporal import DateTimeTrigger
-from airflow.sdk.exceptions import TaskDeferred
+from airflow.sdk.exceptions import AirflowFailException, TaskDeferred
 
 from bluegreen_provider.hooks.lambda_alias import LambdaAliasHook
 from bluegreen_provider.hooks.route53 import Route53Hook
 from bluegreen_provider.operators.health import HealthCheckOperator
 from bluegreen_provider.rollback import emergency_rollback
+from bluegreen_provider.soak import Soak
 from bluegreen_provider.spec import DeploymentSpec
 from bluegreen_provider.state import Phase
+from bluegreen_provider.triggers.error_rate import ErrorRateTrigger
 
 MOCS = "lego-api-mocs"
 STEPS = (10, 50, 100)
@@ -70,9 +72,9 @@ def _until(world) -> datetime:
     return datetime.fromisoformat(world.state().retained.until)
 
 
-def test_teardown_defers_to_the_absolute_end_of_retention(world, new_run, stages):
+def test_teardown_with_the_guard_off_defers_to_the_absolute_end_of_retention(world, new_run, stages):
     run = new_run("run1")
-    stages.release(run, world.spec(retention_seconds=3600), upto=STEPS)
+    stages.release(run, world.spec(retention_seconds=3600, post_promotion_policy="off"), upto=STEPS)
     before = world.snapshot()
     with pytest.raises(TaskDeferred) as deferred:
         run.execute(stages.teardown())
@@ -83,6 +85,86 @@ def test_teardown_defers_to_the_absolute_end_of_retention(world, new_run, stages
     assert trigger.serialize()[1]["moment"] == _until(world)
     assert deferred.value.method_name == "execute_complete"
     assert world.snapshot() == before
+
+
+def test_teardown_guards_the_new_live_slot_until_the_end_of_retention(world, new_run, stages):
+    run = new_run("run1")
+    stages.release(run, world.spec(retention_seconds=3600), upto=STEPS)
+    before = world.snapshot()
+    with pytest.raises(TaskDeferred) as deferred:
+        run.execute(stages.teardown())
+    trigger = deferred.value.trigger
+    assert isinstance(trigger, ErrorRateTrigger) and deferred.value.method_name == "guard_complete"
+    kwargs = trigger.serialize()[1]
+    assert kwargs["mode"] == "guard"
+    soak = Soak.from_dict(kwargs["soak"])
+    # The new live slot, alone (the retained slot has no traffic to compare with), until the retention ends.
+    assert (soak.candidate.slot, soak.baseline, soak.stage_pct) == ("green", None, 100)
+    assert soak.soak_end == _until(world)
+    assert world.snapshot() == before
+
+
+BREACH = {
+    "status": "breach",
+    "rule": "alarm",
+    "message": "alarm lego-api-5xx in ALARM: 5xx spike",
+    "figures": {},
+    "detected_at": "2026-01-01T00:00:00+00:00",
+}
+
+
+def test_post_promotion_breach_rolls_back_to_the_retained_slot(world, new_run, stages):
+    run = new_run("run1")
+    stages.release(run, world.spec(retention_seconds=3600), upto=STEPS)
+    op = stages.teardown()
+    with pytest.raises(TaskDeferred):
+        run.execute(op)
+    with pytest.raises(AirflowFailException, match="POST-PROMOTION ROLLBACK: alarm after promotion"):
+        op.guard_complete(run.context(op), BREACH)
+    state = world.state()
+    assert (state.phase, state.live, state.split) == (Phase.ABORTED, "blue", {"blue": 100, "green": 0}), state
+    assert state.retained is None and state.reason.startswith("post-promotion guard: alarm after promotion")
+    assert world.split() == {"blue": 100, "green": 0}
+    assert run.xcom("teardown_blue", "verdict")["rule"] == "alarm"
+    assert run.xcom("teardown_blue", "rollback")["split_after"] == {"blue": 100, "green": 0}
+
+
+def test_post_promotion_breach_with_policy_notify_changes_nothing(world, new_run, stages):
+    run = new_run("run1")
+    stages.release(run, world.spec(retention_seconds=3600, post_promotion_policy="notify"), upto=STEPS)
+    op = stages.teardown()
+    with pytest.raises(TaskDeferred):
+        run.execute(op)
+    before = world.snapshot()
+    with pytest.raises(AirflowFailException, match="Not rolling back \\(post_promotion_policy=notify\\)"):
+        op.guard_complete(run.context(op), BREACH)
+    assert world.snapshot() == before
+    assert world.state().phase == Phase.RETAINED
+
+
+def test_post_promotion_breach_of_a_run_no_longer_owning_the_service_changes_nothing(world, new_run, stages):
+    first, second = new_run("run1"), new_run("run2")
+    stages.release(first, world.spec(retention_seconds=3600), upto=STEPS)
+    op = stages.teardown()
+    with pytest.raises(TaskDeferred):
+        first.execute(op)
+    second.execute(stages.plan(world.spec(retention_seconds=3600)))  # a new deployment takes the service
+    before = world.snapshot()
+    result = op.guard_complete(first.context(op), BREACH)
+    assert result["action"] == "nothing" and "owns" in result["reason"], result
+    assert world.snapshot() == before
+
+
+def test_guard_that_ends_clean_retires_the_old_slot(world, new_run, stages, clock):
+    run = new_run("run1")
+    stages.release(run, world.spec(retention_seconds=3600, keep_versions=0), upto=STEPS)
+    op = stages.teardown()
+    with pytest.raises(TaskDeferred):
+        run.execute(op)
+    clock(3601)
+    result = op.guard_complete(run.context(op), {"status": "clean", "summary": {}})
+    assert result["action"] == "retired", result
+    assert world.state().phase == Phase.RETIRED
 
 
 def test_teardown_retires_the_old_slot_when_retention_ends(world, new_run, stages, clock):
