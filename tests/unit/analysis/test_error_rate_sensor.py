@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from unittest import mock
 
 import pytest
-from airflow.sdk.exceptions import AirflowFailException, TaskDeferred
+from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException, TaskDeferred
 
 from bluegreen_provider.hooks.route53 import HealthCheckStatus, Route53Hook
 from bluegreen_provider.sensors.error_rate import ErrorRateSensor
+from bluegreen_provider.soak import ExcusedAlarm, Soak
+from bluegreen_provider.state import Phase
 from bluegreen_provider.triggers.error_rate import ErrorRateTrigger
 
-from .conftest import ALARM, first_event, make_context, make_plan, make_spec
+from .conftest import ALARM, BLUE_ALIAS, OWNER, first_event, make_context, make_plan, make_spec
 
 
 def sensor(**kwargs) -> ErrorRateSensor:
@@ -27,16 +29,23 @@ def deferred(op: ErrorRateSensor, context) -> TaskDeferred:
     return exc.value
 
 
+def soak_of(exc: TaskDeferred) -> Soak:
+    return Soak.from_dict(exc.trigger.soak)
+
+
 @pytest.mark.parametrize(
     ("kwargs", "problem"),
     [
         ({"stage_pct": 0}, "stage_pct"),
         ({"stage_pct": 100}, "stage_pct"),
         ({"soak_seconds": -1}, "soak_seconds"),
-        ({"poll_interval": 0}, "poll_interval"),
-        ({"threshold_pct": 0}, "threshold_pct"),
+        ({"poll_interval": 0}, "poll_interval must be a positive number"),
+        ({"threshold_pct": 0}, "threshold_pct must be in"),
+        ({"margin": 0.5}, "margin must be a number >= 1"),
+        ({"lag_seconds": -1}, "lag_seconds must be a non-negative number"),
+        ({"window_seconds": 0}, "window_seconds must be a positive number"),
         ({"no_data_policy": "ignore"}, "no_data_policy"),
-        ({"alarms": ALARM}, "alarms"),
+        ({"alarms": ALARM}, "alarms must be a list of alarm names"),
         ({"soft_fail": True}, "soft_fail"),
     ],
 )
@@ -53,8 +62,7 @@ def test_split_mismatch_is_refused_before_soaking(world):
     assert str(exc.value).startswith("split is blue 100 / green 0, expected green 10 %: clear from shift_10")
 
 
-def test_defers_with_absolute_soak_and_settings_from_the_spec(world):
-    world.set_weights({"blue": 90, "green": 10})
+def attach_health_check(world) -> str:
     world.route53.create_health_check(
         CallerReference="hc", HealthCheckConfig={"Type": "HTTPS", "FullyQualifiedDomainName": "green.example"}
     )
@@ -64,21 +72,57 @@ def test_defers_with_absolute_soak_and_settings_from_the_spec(world):
         HostedZoneId=world.zone_id,
         ChangeBatch={"Changes": [{"Action": "UPSERT", "ResourceRecordSet": {**record, "HealthCheckId": hc_id}}]},
     )
-    plan = make_plan(world, alarms_firing=[{"name": ALARM, "reason": "already firing"}])
-    exc = deferred(sensor(), make_context(plan))
+    return hc_id
+
+
+def test_defers_with_absolute_times_and_rules_from_the_spec(world):
+    world.set_weights({"blue": 90, "green": 10})
+    hc_id = attach_health_check(world)
+    since = "2026-11-30T11:00:00+00:00"
+    plan = make_plan(
+        world,
+        make_spec(metrics_lag_seconds=30, comparison_margin=2.0),
+        alarms_firing=[{"name": ALARM, "state": "ALARM", "reason": "already firing", "since": since}],
+    )
+    # The shift watched from the change's submission; the soak's clock starts at its INSYNC.
+    submitted = datetime.now(UTC) - timedelta(seconds=20)
+    insync = submitted + timedelta(seconds=12)
+    shifted = {"submitted_at": submitted.isoformat(), "insync_at": insync.isoformat(), "change_id": "C1"}
+    exc = deferred(sensor(), make_context(plan, {"shift_10": shifted}))
     trigger = exc.trigger
     assert isinstance(trigger, ErrorRateTrigger) and exc.method_name == "execute_complete"
-    _, kw = trigger.serialize()
-    soak = datetime.fromisoformat(kw["soak_end"]) - datetime.fromisoformat(kw["soak_start"])
-    assert soak == timedelta(seconds=3)  # the spec's step of 10 %
-    assert exc.timeout >= soak
-    assert kw["health_check_id"] == hc_id
-    assert kw["ignored_alarms"] == [ALARM] and kw["ignored_since"] == plan["created_at"]
-    assert (kw["threshold_pct"], kw["min_requests"], kw["poll_interval"], kw["alarm_names"]) == (5.0, 20, 1, [ALARM])
-    assert kw["query"]["dimension_sets"][0] == {
+    assert trigger.mode == "soak"
+    soak = soak_of(exc)
+    assert (soak.watch_from, soak.clock_start) == (submitted, insync)
+    assert soak.soak_seconds == 3  # the spec's step of 10 %
+    assert soak.verdict_at == insync + timedelta(seconds=3 + 1 + 30)  # clock end + period + lag
+    assert exc.timeout >= soak.verdict_at - datetime.now(UTC)
+    assert soak.health_check_id == hc_id
+    rules = soak.rules
+    assert (rules.threshold_pct, rules.min_requests, rules.poll_interval, rules.alarms) == (5.0, 20, 1, (ALARM,))
+    assert (rules.period_seconds, rules.lag_seconds, rules.margin) == (1, 30, 2.0)
+    assert rules.excused_alarms == (ExcusedAlarm(ALARM, since),)
+    assert soak.candidate.slot == "green" and soak.baseline.slot == "blue"
+    assert soak.candidate.query.dimension_sets[0] == {
         "FunctionName": "lego-api-moc",
         "Resource": "lego-api-moc:production-green",
     }
+    assert soak.baseline.query.dimension_sets[0]["Resource"] == f"lego-api-moc:{BLUE_ALIAS}"
+
+
+def test_a_cleared_soak_starts_a_fresh_window(world):
+    world.set_weights({"blue": 90, "green": 10})
+    earlier = datetime.now(UTC) - timedelta(minutes=30)
+    shifted = {"submitted_at": earlier.isoformat(), "insync_at": earlier.isoformat()}
+    before = datetime.now(UTC)
+    soak = soak_of(deferred(sensor(), make_context(make_plan(world), {"shift_10": shifted}, try_number=2)))
+    assert before <= soak.watch_from == soak.clock_start <= datetime.now(UTC)
+
+
+def test_rule_overrides_reach_the_trigger(world):
+    world.set_weights({"blue": 90, "green": 10})
+    soak = soak_of(deferred(sensor(threshold_pct=1.5, window_seconds=60), make_context(make_plan(world))))
+    assert (soak.rules.threshold_pct, soak.rules.window_seconds, soak.rules.min_requests) == (1.5, 60, 20)
 
 
 def test_apigateway_metrics_source(world):
@@ -90,13 +134,14 @@ def test_apigateway_metrics_source(world):
             "green": {"set_identifier": "green", "alias": "production-green", "api_name": "lego-api-green"},
         },
     )
-    exc = deferred(sensor(), make_context(make_plan(world, spec)))
-    assert exc.trigger.query == {
+    soak = deferred(sensor(), make_context(make_plan(world, spec))).trigger.soak
+    assert soak["candidate"]["query"] == {
         "namespace": "AWS/ApiGateway",
         "requests_metric": "Count",
         "errors_metric": "5XXError",
         "dimension_sets": [{"ApiName": "lego-api-green"}],
     }
+    assert soak["baseline"]["query"]["dimension_sets"] == [{"ApiName": "lego-api-blue"}]
 
 
 def test_unknown_alarm_is_refused_before_soaking(world):
@@ -122,6 +167,15 @@ def test_error_rate_breach_fails_with_figures_and_current_traffic(world):
     verdict = context["ti"].pushed["verdict"]
     assert (verdict["status"], verdict["rule"]) == ("breach", "error_rate")
     assert verdict["message"].startswith("error rate 31.2 % > 5.0 % on green")
+    assert verdict["figures"]["candidate"]["errors"] == 156
+
+
+def test_breach_during_propagation_says_so(world):
+    world.set_weights({"blue": 90, "green": 10})
+    context = make_context(make_plan(world))
+    event = {"status": "breach", "rule": "alarm", "message": f"alarm {ALARM} in ALARM: x", "propagating": True}
+    with pytest.raises(AirflowFailException, match=r"breached \(alarm\) while Route53 propagated the change: alarm"):
+        sensor().execute_complete(context, event)
 
 
 def test_health_check_breach_fails_the_sensor(world):
@@ -129,7 +183,7 @@ def test_health_check_breach_fails_the_sensor(world):
     context = make_context(make_plan(world))
     op = sensor(stage_pct=50, soak_seconds=30)
     exc = deferred(op, context)
-    exc.trigger.health_check_id = "hc-1"
+    exc.trigger.soak["health_check_id"] = "hc-1"
     bad = HealthCheckStatus("hc-1", healthy=False, checkers=8, failing=8, detail="us-east-1: Failure: timeout")
     with mock.patch.object(Route53Hook, "health_check_status", return_value=bad):
         event = first_event(exc.trigger, timeout=15)
@@ -143,13 +197,18 @@ def test_clean_soak_returns_summary(world):
     op = sensor()
     exc = deferred(op, context)
     world.put_traffic(300, 3)
+    world.put_traffic(2700, 27, alias=BLUE_ALIAS)
     result = op.execute_complete(context, first_event(exc.trigger))
     assert result["outcome"] == "clean"
     assert (result["stage_pct"], result["requests"], result["errors"], result["rate_pct"]) == (10, 300, 3, 1.0)
+    assert result["live"] == {"slot": "blue", "requests": 2700, "errors": 27, "rate_pct": 1.0}
+    assert result["comparison"]["result"] == "pass"
     assert set(result) == {
         "stage_pct", "requests", "errors", "rate_pct", "max_rate_pct", "alarms_seen", "samples",
-        "started_at", "ended_at", "duration_s", "outcome",
+        "watched_from", "started_at", "ended_at", "duration_s", "candidate", "live", "comparison",
+        "judged_until", "settle_seconds", "degraded", "outcome",
     }  # fmt: skip
+    assert "verdict" not in context["ti"].pushed
 
 
 @pytest.mark.parametrize("policy", ["fail", "pass"])
@@ -178,10 +237,44 @@ def test_zero_soak_is_one_evaluation_without_deferring(world):
         sensor(soak_seconds=0, window_seconds=60).execute(context)
 
 
+def test_degraded_live_holds_the_step_instead_of_failing(world):
+    spec = make_spec()
+    world.declare(spec, {"blue": 90, "green": 10})
+    context = make_context(make_plan(world, spec))
+    op = sensor(soak_seconds=1, poll_interval=0.5)
+    exc = deferred(op, context)
+    world.put_traffic(1000, 80)
+    world.put_traffic(9000, 720, alias=BLUE_ALIAS)
+    event = first_event(exc.trigger)
+    assert event["status"] == "degraded"
+    with pytest.raises(AirflowSkipException) as skipped:
+        op.execute_complete(context, event)
+    message = str(skipped.value)
+    assert message.startswith("held at 10 %: live is degraded too: green 8.0 % (80/1000) and blue 8.0 % (720/9000)")
+    assert "Traffic stays at blue 90 / green 10" in message
+    state = world.state()
+    assert (state.phase, state.owner, state.split) == (Phase.HELD, OWNER, {"blue": 90, "green": 10})
+    assert state.reason.startswith("held at 10 %: live is degraded too")
+    assert world.weights() == {"blue": 90, "green": 10}
+    assert context["ti"].pushed["verdict"]["status"] == "degraded"
+
+
+def test_degraded_without_the_service_fails_and_says_why(world):
+    world.set_weights({"blue": 90, "green": 10})  # no deployment state: there is nothing to hold
+    context = make_context(make_plan(world))
+    event = {"status": "degraded", "message": "live is degraded too: both above 5 %"}
+    with pytest.raises(AirflowFailException, match=r"live is degraded too: both above 5 %; and not held: "):
+        sensor().execute_complete(context, event)
+    assert world.state() is None
+
+
 def test_trigger_error_and_unexpected_events_fail(world):
     world.set_weights({"blue": 90, "green": 10})
     context = make_context(make_plan(world))
     with pytest.raises(AirflowFailException, match="aborted: 3 polls in a row failed"):
         sensor().execute_complete(context, {"status": "error", "message": "3 polls in a row failed to read AWS"})
+    assert context["ti"].pushed["verdict"]["status"] == "error"
     with pytest.raises(AirflowFailException, match="unexpected event"):
         sensor().execute_complete(context, None)
+    with pytest.raises(AirflowFailException, match="unexpected event"):
+        sensor().execute_complete(context, {"status": "insync"})  # a propagation event is not a soak's
