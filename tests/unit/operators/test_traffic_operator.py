@@ -10,7 +10,7 @@ from bluegreen_provider.hooks.route53 import Route53Hook
 from bluegreen_provider.operators import plan as plan_module
 from bluegreen_provider.operators.traffic import MARKED_SUCCESS, ShiftWeightOperator
 from bluegreen_provider.state import Phase
-from bluegreen_provider.triggers.route53 import Route53ChangeTrigger
+from bluegreen_provider.triggers.error_rate import ErrorRateTrigger
 
 
 def test_shift_round_trip_reads_back_each_split(world, new_run, stages):
@@ -54,7 +54,7 @@ def test_shift_defers_while_pending_and_completes_from_the_trigger(world, new_ru
         with pytest.raises(TaskDeferred) as deferred:
             run.execute(op)
     trigger = deferred.value.trigger
-    assert isinstance(trigger, Route53ChangeTrigger)
+    assert isinstance(trigger, ErrorRateTrigger) and trigger.mode == "propagation"
     assert deferred.value.method_name == "execute_complete"
     assert trigger.timeout_seconds == 30
     assert deferred.value.timeout >= timedelta(seconds=30)
@@ -65,10 +65,11 @@ def test_shift_defers_while_pending_and_completes_from_the_trigger(world, new_ru
             return event.payload
 
     event = asyncio.run(first_event())  # moto reports the change INSYNC
-    assert event == {"status": "success", "change_id": trigger.change_id}
+    assert event == {"status": "insync", "insync_at": event["insync_at"], "change_id": trigger.change_id}
     result = run.complete(op, event, **deferred.value.kwargs)
     assert result["split"] == {"blue": 90, "green": 10}
     assert result["previous_split"] == {"blue": 100, "green": 0}
+    assert (result["change_id"], result["insync_at"]) == (trigger.change_id, event["insync_at"])
 
 
 def test_shift_fails_when_route53_never_syncs(world, new_run, stages, monkeypatch):
@@ -92,12 +93,16 @@ def test_shift_verifies_the_read_back(world, new_run, stages, monkeypatch):
         run.execute(op)
     world.set_split(100, 0)  # someone moved it back by hand while we waited
     with pytest.raises(AirflowFailException, match=r"reads blue 100 / green 0 .* expected blue 90 / green 10"):
-        run.complete(op, {"status": "success", "change_id": "C1"}, **deferred.value.kwargs)
+        run.complete(
+            op,
+            {"status": "insync", "insync_at": datetime.now(UTC).isoformat(), "change_id": "C1"},
+            **deferred.value.kwargs,
+        )
 
 
 def test_shift_refuses_into_a_firing_alarm(world, new_run, stages):
     world.alarm("lego-api-5xx", "OK")
-    world.alarm("lego-api-db", "ALARM")  # already firing at plan time: known, ignored
+    world.alarm("lego-api-db", "ALARM")  # already firing at plan time: that episode is excused
     run = new_run("run1")
     stages.release(run, world.spec(alarms=["lego-api-5xx", "lego-api-db"]))
     run.execute(stages.shift(10))
@@ -105,7 +110,9 @@ def test_shift_refuses_into_a_firing_alarm(world, new_run, stages):
 
     world.alarm("lego-api-5xx", "ALARM")
     with pytest.raises(
-        AirflowFailException, match=r"not shifting into a firing alarm: lego-api-5xx.*blue 90 / green 10"
+        AirflowFailException,
+        match=r"^not shifting: alarm lego-api-5xx in ALARM: test set ALARM\. shift_50 would raise green to 50%; "
+        r"traffic stays at blue 90 / green 10\.$",
     ):
         run.execute(stages.shift(50))
     assert world.split() == {"blue": 90, "green": 10}
