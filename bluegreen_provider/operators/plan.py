@@ -279,8 +279,8 @@ class PlanDeploymentOperator(StageOperator, SkipMixin):
             changes.append({"stage": "run_migrations", "change": f"apply migrations on {spec.migrations.conn_id}"})
         slot = spec.slots[candidate]
         check = (
-            f"; create or reuse a Route53 health check on {slot.health_check_fqdn}{spec.health.path} and attach it "
-            f"to set {slot.set_identifier}"
+            f"; create or reuse a Route53 health check on {slot.health_check_fqdn}{spec.health.path}, on set "
+            f"{slot.set_identifier} only at the canary steps"
             if spec.health.route53_check and slot.health_check_fqdn
             else ""
         )
