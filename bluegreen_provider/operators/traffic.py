@@ -70,7 +70,7 @@ class ShiftWeightOperator(StageOperator):
         approval = self._approval(context, plan)
         split = self.read_split(plan)
         rising = self.candidate_pct > plan.candidate_pct(split)
-        if self.check_alarms and rising:
+        if rising:
             self._refuse_breach(plan, split)
 
         context["ti"].xcom_push(key="previous_split", value=split)
@@ -192,7 +192,7 @@ class ShiftWeightOperator(StageOperator):
         watch = SoakWatch(self._watch(plan, datetime.now(UTC)), cloudwatch=self.cloudwatch, route53=self.route53)
         now = datetime.now(UTC)
         try:
-            breach = watch.check_alarms(now)
+            breach = watch.check_alarms(now) if self.check_alarms else None
             if breach is None and self.candidate_pct == 100 and plan.candidate_pct(split) > 0:
                 breach = self._final_window(plan, watch, now)
         except UnknownAlarmError as err:
