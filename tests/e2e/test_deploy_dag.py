@@ -59,8 +59,14 @@ def test_happy_path_promotes_green_retains_blue_then_tears_it_down(deploy, sandb
         assert code_sha(sandbox, fn, blue[fn]) == sandbox.release_sha256("v1")
     state = deployment_state(sandbox)
     assert state.owner == owner_of(result.dag_id, result.run_id)
-    # plan, deploy_green, shift_10, shift_50, shift_100 (retained), teardown_blue (retired)
-    assert (state.phase, state.generation) == ("retired", 6), state
+    # plan, deploy_green, health_check, shift_10, shift_50, shift_100 (retained), teardown_blue (retired)
+    assert (state.phase, state.generation) == ("retired", 7), state
+    # green's check is kept for its next canary; at 0/100 no weighted set carries a check
+    route53 = sandbox.clients()("route53")
+    assert list(state.health_checks) == ["green"]
+    assert state.health_checks["green"] in {c["Id"] for c in route53.list_health_checks()["HealthChecks"]}
+    listed = route53.list_resource_record_sets(HostedZoneId=sandbox.hosted_zone_id)["ResourceRecordSets"]
+    assert not [r for r in listed if "SetIdentifier" in r and "HealthCheckId" in r]
     assert (state.live, state.candidate, state.retained) == ("green", "blue", None)
     assert state.split == {"blue": 0, "green": 100}
     assert state.versions == {"blue": blue, "green": green}
@@ -231,10 +237,10 @@ def test_any_step_list_shapes_the_stages(deploy, sandbox):
     assert {"shift_5", "soak_5", "shift_25", "soak_25", "shift_100"} <= set(result.states)
     assert sandbox.weights() == {"blue": 0, "green": 100}
     state = deployment_state(sandbox)
-    # plan, deploy_green, shift_5, shift_25, shift_100, teardown_blue
+    # plan, deploy_green, health_check, shift_5, shift_25, shift_100, teardown_blue
     assert (state.phase, state.generation, state.live, state.split) == (
         "retired",
-        6,
+        7,
         "green",
         {"blue": 0, "green": 100},
     ), state
