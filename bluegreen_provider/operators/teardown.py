@@ -33,7 +33,7 @@ class TeardownBlueOperator(StageOperator):
     a person decides), ``off`` only waits.
 
     Retiring is one state transition (retained → retired) followed by clean-up: the old slot's
-    Route53 health check is detached and deleted and Lambda versions no alias uses are pruned
+    Route53 health check (attached to no record at 100/0) is deleted and Lambda versions no alias uses are pruned
     (keeping ``spec.keep_versions``). It does nothing, says why, and succeeds when there is nothing
     of this run's to retire: another run owns the service now, or the promotion was rolled back.
     Its aliases are kept: the next deployment releases into them.
