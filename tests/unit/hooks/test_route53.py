@@ -382,13 +382,13 @@ def test_health_check_status_follows_route53s_more_than_18_percent_rule(hook, mo
 
 
 def test_health_check_status_detail_names_the_failing_regions_and_the_rule(hook, monkeypatch):
-    observations = _observations(7, 0) + [
-        {"Region": "ap-south-1", "StatusReport": {"Status": "Failure: Connection timed out."}}
-    ]
+    failing = {"Region": "ap-south-1", "StatusReport": {"Status": "Failure: Connection timed out."}}
+    observations = [*_observations(7, 0), failing]
     status = _status_with(hook, monkeypatch, observations)
     assert status.healthy is True
     assert status.detail == (
-        "1 of 8 checkers failing (ap-south-1: Failure: Connection timed out.); healthy by Route53's rule (>18 % healthy)"
+        "1 of 8 checkers failing (ap-south-1: Failure: Connection timed out.); "
+        "healthy by Route53's rule (>18 % healthy)"
     )
     status = _status_with(hook, monkeypatch, _observations(1, 7))
     assert status.healthy is False and status.detail.startswith("7 of 8 checkers failing (region-1: Failure: HTTP")
