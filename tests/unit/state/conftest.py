@@ -11,10 +11,13 @@ from moto import mock_aws
 
 from bluegreen_provider.hooks.route53 import Route53Hook
 from bluegreen_provider.spec import DeploymentSpec
-from bluegreen_provider.state import DeploymentState, ServiceState, decode_txt
+from bluegreen_provider.state import DeploymentState, ServiceState, acquire, decode_txt, record_release, shift
 
 RECORD = "api.example.com"
 FUNCTIONS = ("orders", "gallery")
+V1 = {"orders": "1", "gallery": "1"}
+V2 = {"orders": "2", "gallery": "2"}
+RUN1, RUN2 = "deploy/run1", "deploy/run2"
 
 
 class Zone:
@@ -76,3 +79,27 @@ class Zone:
 def zone() -> Iterator[Zone]:
     with mock_aws():
         yield Zone()
+
+
+def never_active(_: str) -> bool:
+    return False
+
+
+def always_active(_: str) -> bool:
+    return True
+
+
+def planned(zone: Zone, owner: str = RUN1, versions: dict[str, str] = V2, live_versions: dict[str, str] = V1):
+    """The plan and the deploy of a run, as its first stages leave them (candidate at weight 0)."""
+    svc = zone.service()
+    acquire(svc, owner, live_versions=live_versions, run_is_active=always_active)
+    record_release(svc, owner, versions)
+    return svc
+
+
+def promoted(zone: Zone, owner: str = RUN1, retention: int = 3600):
+    """A run promoted through 10 % to 100 %, retaining its old slot for ``retention`` seconds."""
+    svc = planned(zone, owner)
+    shift(svc, owner, 10, previous_pct=0, serving=V2)
+    shift(svc, owner, 100, previous_pct=10, serving=V2, retention_seconds=retention)
+    return svc

@@ -20,19 +20,16 @@ from bluegreen_provider.state import (
     Phase,
     TransitionRefused,
     abort,
-    acquire,
     hold,
     record_health_check,
-    record_release,
     retire,
     rollback,
     shift,
 )
 
-V1 = {"orders": "1", "gallery": "1"}
-V2 = {"orders": "2", "gallery": "2"}
+from .conftest import RUN1, RUN2, V1, V2, planned
+
 V3 = {"orders": "3", "gallery": "3"}
-RUN1, RUN2 = "deploy/run1", "deploy/run2"
 LATER = datetime.now(UTC) + timedelta(days=2)
 
 
@@ -48,17 +45,9 @@ def new_check(zone, slot: str, run: str) -> str:
     )["HealthCheck"]["Id"]
 
 
-def released(zone, owner=RUN1, versions=V2, live_versions=V1):
-    """The plan and the deploy of a run, as its first stages leave them (candidate at weight 0)."""
-    svc = zone.service()
-    acquire(svc, owner, live_versions=live_versions, run_is_active=lambda _: False)
-    record_release(svc, owner, versions)
-    return svc
-
-
 def checked(zone, owner=RUN1, versions=V2, live_versions=V1):
     """...and its health stage: the candidate's check recorded. Returns (service, check id)."""
-    svc = released(zone, owner, versions, live_versions)
+    svc = planned(zone, owner, versions, live_versions)
     candidate = zone.state().candidate
     check = new_check(zone, candidate, owner)
     assert record_health_check(svc, owner, candidate, check) is not None
@@ -163,7 +152,7 @@ def test_a_check_on_a_set_at_100_0_is_removed_by_the_next_transition(zone):
         ChangeBatch={"Changes": [{"Action": "UPSERT", "ResourceRecordSet": {**record, "HealthCheckId": stray}}]},
     )
     assert attached(zone)["blue"] == stray
-    released(zone)
+    planned(zone)
     assert attached(zone) == {"blue": None, "green": None}
     assert stray in {c["Id"] for c in zone.client.list_health_checks()["HealthChecks"]}  # detached, never deleted
 
@@ -188,7 +177,7 @@ def test_a_record_written_before_health_checks_existed_reads_with_none():
 
 
 def test_record_health_check_guards_and_changes_nothing_when_refused(zone):
-    svc = released(zone)
+    svc = planned(zone)
     check = new_check(zone, "green", RUN1)
     before = zone.records()
     with pytest.raises(TransitionRefused, match=f"^run {RUN1} .* owns orders-api now; this run \\({RUN2}\\)"):
@@ -216,7 +205,7 @@ def test_record_health_check_is_refused_once_promoted_or_aborted(zone):
     shift(svc, RUN1, 100, previous_pct=0, serving=V2)
     with pytest.raises(TransitionRefused, match="already promoted"):
         record_health_check(svc, RUN1, "blue", new_check(zone, "blue", RUN1))
-    svc = released(zone, RUN2, versions=V3, live_versions=V2)
+    svc = planned(zone, RUN2, versions=V3, live_versions=V2)
     abort(svc, "cli:oncall", "manual", retained_serving=lambda _: V2)
     with pytest.raises(TransitionRefused, match="rolled back by hand"):
         record_health_check(svc, RUN2, "blue", new_check(zone, "blue", RUN2))

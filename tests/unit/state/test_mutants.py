@@ -33,20 +33,7 @@ from bluegreen_provider.state import (
     state_record_name,
 )
 
-V1 = {"orders": "1", "gallery": "1"}
-V2 = {"orders": "2", "gallery": "2"}
-RUN1, RUN2 = "deploy/run1", "deploy/run2"
-
-
-def always_active(_: str) -> bool:
-    return True
-
-
-def planned(zone, owner=RUN1):
-    svc = zone.service()
-    acquire(svc, owner, live_versions=V1, run_is_active=always_active)
-    record_release(svc, owner, V2)
-    return svc
+from .conftest import RUN1, RUN2, V1, V2, always_active, planned
 
 
 def set_weights(zone, **weights):

@@ -24,35 +24,11 @@ from bluegreen_provider.state import (
     shift,
 )
 
-V1 = {"orders": "1", "gallery": "1"}
-V2 = {"orders": "2", "gallery": "2"}
-RUN1, RUN2 = "deploy/run1", "deploy/run2"
-
-
-def never_active(_: str) -> bool:
-    return False
-
-
-def always_active(_: str) -> bool:
-    return True
-
-
-def planned(zone, owner=RUN1, versions=V2):
-    svc = zone.service()
-    acquire(svc, owner, live_versions=V1, run_is_active=always_active)
-    record_release(svc, owner, versions)
-    return svc
+from .conftest import RUN1, RUN2, V1, V2, always_active, never_active, planned, promoted
 
 
 def serving(versions):
     return lambda slot: dict(versions)
-
-
-def promoted(zone, owner=RUN1, retention=3600):
-    svc = planned(zone, owner)
-    shift(svc, owner, 10, previous_pct=0, serving=V2)
-    shift(svc, owner, 100, previous_pct=10, serving=V2, retention_seconds=retention)
-    return svc
 
 
 # -- encoding -----------------------------------------------------------------------------------------
