@@ -10,6 +10,8 @@ from typing import Any
 
 from airflow.providers.amazon.aws.hooks.base_aws import AwsBaseHook
 
+from bluegreen_provider.hooks.retries import CLOUDWATCH_MAX_ATTEMPTS, StandardRetriesMixin
+
 # CloudWatch accepts at most 500 queries per GetMetricData and 100 names per DescribeAlarms.
 _MAX_QUERIES = 500
 _MAX_ALARM_NAMES = 100
@@ -124,16 +126,20 @@ class AlarmState:
     since: datetime | None = None
 
 
-class CloudWatchMetricsHook(AwsBaseHook):
+class CloudWatchMetricsHook(StandardRetriesMixin, AwsBaseHook):
     """
     Thin wrapper around :external+boto3:py:class:`boto3.client("cloudwatch") <CloudWatch.Client>`.
 
     The amazon provider has no metrics hook (only ``AwsLogsHook``). Rates are computed here from
-    plain ``Sum`` statistics rather than metric math, so the same code runs against moto.
+    plain ``Sum`` statistics rather than metric math, so the same code runs against moto. Calls use
+    botocore ``standard`` retries with :data:`~bluegreen_provider.hooks.retries.CLOUDWATCH_MAX_ATTEMPTS`
+    attempts; a connection's ``config_kwargs`` override them.
 
     Additional arguments (such as ``aws_conn_id``) may be specified and
     are passed down to the underlying AwsBaseHook.
     """
+
+    max_attempts = CLOUDWATCH_MAX_ATTEMPTS
 
     def __init__(self, *args, **kwargs) -> None:
         kwargs["client_type"] = "cloudwatch"

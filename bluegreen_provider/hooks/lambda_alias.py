@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from airflow.providers.amazon.aws.hooks.lambda_function import LambdaHook
 from botocore.exceptions import BotoCoreError, ClientError
 
+from bluegreen_provider.hooks.retries import LAMBDA_MAX_ATTEMPTS, StandardRetriesMixin
+
 
 class LambdaReleaseError(ValueError):
     """A function, alias, version or code source that does not exist or cannot be used."""
@@ -57,17 +59,21 @@ def _is_count(value: object, minimum: int) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and value >= minimum
 
 
-class LambdaAliasHook(LambdaHook):
+class LambdaAliasHook(StandardRetriesMixin, LambdaHook):
     """
     Release helpers over :class:`~airflow.providers.amazon.aws.hooks.lambda_function.LambdaHook`.
 
     Blue and green are aliases (e.g. ``production-blue`` / ``production-green``) on numbered
     versions; the amazon hook has no alias or version helpers, so they live here. Lookups that
-    fail raise :class:`LambdaReleaseError` before anything is changed.
+    fail raise :class:`LambdaReleaseError` before anything is changed. Calls use botocore ``standard``
+    retries with :data:`~bluegreen_provider.hooks.retries.LAMBDA_MAX_ATTEMPTS` attempts; a
+    connection's ``config_kwargs`` override them.
 
     Additional arguments (such as ``aws_conn_id``) may be specified and
     are passed down to the underlying AwsBaseHook.
     """
+
+    max_attempts = LAMBDA_MAX_ATTEMPTS
 
     # ------------------------------------------------------------- lookups
 

@@ -14,6 +14,8 @@ from airflow.providers.amazon.aws.hooks.base_aws import AwsBaseHook
 from airflow.sdk.exceptions import AirflowException
 from botocore.exceptions import ClientError
 
+from bluegreen_provider.hooks.retries import ROUTE53_MAX_ATTEMPTS, StandardRetriesMixin
+
 HEALTH_CHECK_TYPES = ("HTTP", "HTTPS", "HTTP_STR_MATCH", "HTTPS_STR_MATCH", "TCP")
 _ZONE_ID_RE = re.compile(r"^(/hostedzone/)?[A-Z0-9]+$")
 # AWS limits AddTags / RemoveTagKeys to 10 entries per ChangeTagsForResource call.
@@ -83,17 +85,21 @@ def _error_code(err: ClientError) -> str:
     return err.response.get("Error", {}).get("Code", "")
 
 
-class Route53Hook(AwsBaseHook):
+class Route53Hook(StandardRetriesMixin, AwsBaseHook):
     """
     Thin wrapper around :external+boto3:py:class:`boto3.client("route53") <Route53.Client>`.
 
     Route53 is a global service, so ``region_name`` only matters for credentials and endpoints.
+    Calls use botocore ``standard`` retries with :data:`~bluegreen_provider.hooks.retries.ROUTE53_MAX_ATTEMPTS`
+    attempts (Route53 throttles routinely); a connection's ``config_kwargs`` override them.
     Every mutating method validates its input against the live zone first and raises a
     :class:`WeightedRecordError` / :class:`HealthCheckError` before any change is submitted.
 
     Additional arguments (such as ``aws_conn_id``) may be specified and
     are passed down to the underlying AwsBaseHook.
     """
+
+    max_attempts = ROUTE53_MAX_ATTEMPTS
 
     def __init__(self, *args, **kwargs) -> None:
         kwargs["client_type"] = "route53"
