@@ -243,12 +243,23 @@ class ServiceState:
 
         ``decide`` returns the next state (its split is what Route53 will hold) or raises
         :class:`TransitionRefused` / :class:`NothingToDo`. The generation is bumped here.
+
+        A batch can land while its answer is lost (a dropped connection): botocore then sends it
+        again, and the repeat is refused (``InvalidChangeBatch``, its DELETEs are stale), or botocore
+        gives up. Either way the state is read again: if Route53 holds exactly the state this batch
+        wrote, it landed, and the transition succeeds with it (see :meth:`_confirm_landed`). A lost
+        race, or a landed change superseded at once, decides again; any other error is raised. A
+        change is never applied twice.
         """
+        from botocore.exceptions import BotoCoreError, ClientError
+
         from bluegreen_provider.hooks.route53 import ChangeConflict
 
         last_conflict = ""
+        snap: Snapshot | None = None
         for _ in range(attempts):
-            snap = self.read()
+            if snap is None:
+                snap = self.read()
             nxt = decide(snap)
             generation = (snap.state.generation if snap.state else 0) + 1
             nxt = replace(nxt, generation=generation, updated_at=_now())
@@ -256,10 +267,20 @@ class ServiceState:
             comment = f"bluegreen {self.spec.service} gen {generation}: {what} ({nxt.owner})"
             try:
                 change_id = self.route53.change_batch(self.zone_id, changes, comment=comment)
-            except ChangeConflict as err:
-                last_conflict = str(err)
-                log.info("%s lost a race on %s (%s); reading again", what, self.spec.record_name, err)
-                continue
+            except (ChangeConflict, ClientError, BotoCoreError) as err:
+                # A conflict, or botocore gave up (throttled, 5xx or dropped on every attempt): either
+                # way an earlier attempt may have landed with its answer lost.
+                after = self.read()
+                landed = self._confirm_landed(after, nxt, what)
+                if landed is None:
+                    if not isinstance(err, ChangeConflict) and not _holds(after, nxt):
+                        raise  # it did not land: the error stands
+                    last_conflict = str(err)
+                    log.info("%s lost a race on %s (%s); reading again", what, self.spec.record_name, err)
+                    # Decide on this read, unless it held this very state: its confirmation then lost a race.
+                    snap = None if _holds(after, nxt) else after
+                    continue
+                change_id = landed
             log.info(
                 "%s: %s generation %d, %s, %s (change %s)",
                 what,
@@ -274,6 +295,34 @@ class ServiceState:
             f"{what}: Route53 kept rejecting the change after {attempts} attempts ({last_conflict}); "
             f"someone else keeps changing {self.spec.record_name}"
         )
+
+    def _confirm_landed(self, snap: Snapshot, nxt: DeploymentState, what: str) -> str | None:
+        """If Route53 holds exactly ``nxt`` (its batch landed, the answer was lost), a change id to wait for.
+
+        The landed batch's own id was in the lost answer and Route53 cannot be asked for it, so this
+        submits one more compare-and-swap that DELETEs the state record as read and CREATEs it
+        unchanged: it proves ``nxt`` is still current and yields a change id. Route53 processes a
+        zone's change batches one after another, so once this one is INSYNC so is the landed one.
+        None when Route53 holds another state, or another change came in meanwhile (that caller
+        then reads again and decides again).
+        """
+        from bluegreen_provider.hooks.route53 import ChangeConflict
+
+        record = snap.state_record
+        if record is None or not _holds(snap, nxt):
+            return None
+        comment = f"bluegreen {self.spec.service} gen {nxt.generation}: {what} landed, answer lost ({nxt.owner})"
+        try:
+            change_id = self.route53.change_batch(
+                self.zone_id, [("DELETE", record), ("CREATE", record)], comment=comment
+            )
+        except ChangeConflict:
+            log.info("%s landed on %s but was superseded at once; reading again", what, self.spec.record_name)
+            return None
+        log.warning(
+            "%s landed on %s but its answer was lost; confirmed by change %s", what, self.spec.record_name, change_id
+        )
+        return change_id
 
     def _changes(self, snap: Snapshot, nxt: DeploymentState) -> list[tuple[str, dict]]:
         changes: list[tuple[str, dict]] = []
@@ -331,6 +380,11 @@ class Outcome:
     @property
     def split_changed(self) -> bool:
         return self.before.split != self.state.split
+
+
+def _holds(snap: Snapshot, state: DeploymentState) -> bool:
+    """Route53 holds exactly ``state`` (same generation, same write time: the batch that wrote it)."""
+    return snap.state is not None and snap.state.to_json() == state.to_json()
 
 
 def _now() -> str:
