@@ -7,7 +7,9 @@ APIs at ``endpoint_url``.
 
 How AWS-like it is comes from its :class:`~bluegreen_provider.sandbox.profile.SandboxProfile`:
 ``Sandbox(profile="aws", propagation_seconds=3, ...)`` takes a named profile and overrides any of its
-numbers. The default ``fast`` profile behaves as the sandbox always has.
+numbers. The default ``fast`` profile behaves as the sandbox always has. ``Sandbox(faults=FaultPlan(...))``
+(or ``faults=0.2``) puts a fault-injecting proxy (:mod:`~bluegreen_provider.sandbox.faults`) between
+the deployment and moto: the Airflow connection points at it, the sandbox's own clients do not.
 
 moto's state is process-global: run one Sandbox per process at a time.
 """
@@ -31,6 +33,7 @@ from bluegreen_provider.sandbox import metrics, route53_rules, throttling, world
 from bluegreen_provider.sandbox.alarms import AlarmEvaluator
 from bluegreen_provider.sandbox.clients import ACCESS_KEY, REGION, SECRET_KEY, Clients
 from bluegreen_provider.sandbox.dns import ResolverPopulation, weights_of
+from bluegreen_provider.sandbox.faults import FaultPlan, FaultProxy, Injected
 from bluegreen_provider.sandbox.health import HealthServer
 from bluegreen_provider.sandbox.health_checkers import CheckSpec, HealthCheckers, moto_checks, report
 from bluegreen_provider.sandbox.metrics import Bucket, PeriodAggregator, TrafficCounters
@@ -62,9 +65,14 @@ class Sandbox:
         seed: int = 7,
         state_dir: Path | None = None,
         profile: str | SandboxProfile = "fast",
+        faults: FaultPlan | float | None = None,
         **overrides: Any,
     ) -> None:
         self.profile = resolve_profile(profile, **overrides)
+        if faults is not None and not isinstance(faults, FaultPlan):
+            faults = FaultPlan(share=faults, seed=seed)
+        self.faults: FaultPlan | None = faults
+        self._proxy: FaultProxy | None = None
         self._own_state_dir = state_dir is None
         self.state_dir = Path(state_dir) if state_dir is not None else Path(tempfile.mkdtemp(prefix="bluegreen-"))
         self.flush_seconds = flush_seconds
@@ -86,7 +94,8 @@ class Sandbox:
         self._flushes = 0
         self._flushed = threading.Condition()
         self.hosted_zone_id = ""
-        self.endpoint_url = ""
+        self.endpoint_url = ""  # moto itself: the sandbox's own clients and tests reading state back
+        self.aws_endpoint_url = ""  # what the deployment's connection uses: the fault proxy, if any
         self.http_url = ""
 
     # lifecycle -----------------------------------------------------------------------------------
@@ -94,7 +103,7 @@ class Sandbox:
     def start(self) -> Sandbox:
         try:
             self._moto.start()
-            self.endpoint_url = self._moto.url
+            self.endpoint_url = self.aws_endpoint_url = self._moto.url
             self._clients = Clients(self.endpoint_url)
             profile = self.profile
             self._previous_propagation = route53_rules.SETTINGS.propagation_seconds
@@ -150,6 +159,10 @@ class Sandbox:
                 seed=self.seed,
                 on_flush=self._flush,
             )
+            if self.faults is not None:
+                host = self._moto.url.rsplit(":", 1)[0].removeprefix("http://")
+                self._proxy = FaultProxy(self.endpoint_url, self.faults, host=host).start()
+                self.aws_endpoint_url = self._proxy.url
             self._http.start()
             self.http_url = self._http.url
             if self._checkers is not None:
@@ -158,7 +171,9 @@ class Sandbox:
         except BaseException:
             self.stop()
             raise
-        log.info("sandbox up: moto %s, http %s", self.endpoint_url, self.http_url)
+        log.info(
+            "sandbox up: moto %s, AWS endpoint %s, http %s", self.endpoint_url, self.aws_endpoint_url, self.http_url
+        )
         return self
 
     def stop(self) -> None:
@@ -170,6 +185,9 @@ class Sandbox:
             self._checkers.stop()
             self._checkers = None
         self._http.stop()
+        if self._proxy is not None:
+            self._proxy.stop()
+            self._proxy = None
         self._moto.stop()
         throttling.LIMITS.configure(enabled=False)
         route53_rules.configure(propagation_seconds=self._previous_propagation)
@@ -187,14 +205,16 @@ class Sandbox:
     # what callers use --------------------------------------------------------------------------
 
     def connection_json(self, conn_id: str = "aws_default") -> str:
-        """The Airflow connection (JSON form, e.g. for ``AIRFLOW_CONN_AWS_DEFAULT``) aimed at moto."""
+        """The Airflow connection (JSON form, e.g. for ``AIRFLOW_CONN_AWS_DEFAULT``) aimed at moto, through
+        the fault proxy when the sandbox has one."""
+        through = f" through the fault proxy at {self.aws_endpoint_url}" if self._proxy is not None else ""
         return json.dumps(
             {
                 "conn_type": "aws",
-                "description": f"{conn_id}: bluegreen sandbox (moto at {self.endpoint_url})",
+                "description": f"{conn_id}: bluegreen sandbox (moto at {self.endpoint_url}{through})",
                 "login": ACCESS_KEY,
                 "password": SECRET_KEY,
-                "extra": {"endpoint_url": self.endpoint_url, "region_name": self.region},
+                "extra": {"endpoint_url": self.aws_endpoint_url, "region_name": self.region},
             }
         )
 
@@ -241,6 +261,14 @@ class Sandbox:
             for c in route53_rules.CHANGES.zone(self.hosted_zone_id)
         ]
 
+    def faults_injected(self) -> list[Injected]:
+        """Every fault the proxy answered the deployment's calls with, oldest first (none without faults)."""
+        return self._proxy.injected() if self._proxy is not None else []
+
+    def fault_counts(self) -> dict[str, Any] | None:
+        """Requests through the fault proxy and faults per kind, service and operation (None: no proxy)."""
+        return self._proxy.counts() if self._proxy is not None else None
+
     def served(self, since: float | None = None) -> list[dict[str, Any]]:
         """Per wall-clock second, the requests and failures each slot served (see :class:`ServedSeries`)."""
         return self._counters.served.series(since)
@@ -267,6 +295,8 @@ class Sandbox:
         evaluator = self._require(self._evaluator)
         return {
             "endpoint_url": self.endpoint_url,
+            "aws_endpoint_url": self.aws_endpoint_url,
+            "faults": self.fault_counts(),
             "hosted_zone_id": self.hosted_zone_id,
             "rate_per_second": self._require(self._simulator).rate,
             "flush_seconds": self.flush_seconds,

@@ -24,7 +24,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from moto.core.responses import ActionResult
-from moto.route53.models import route53_backends
+from moto.route53.exceptions import Route53ClientError
+from moto.route53.models import HealthCheck, Route53Backend, route53_backends
 from moto.route53.responses import Route53
 
 log = logging.getLogger(__name__)
@@ -322,10 +323,39 @@ def _response_status(self: Any) -> Any:
     return ActionResult({"HealthCheckObservations": checkers.observations(check_id)})
 
 
+# -- the moto patch: CreateHealthCheck is idempotent per CallerReference ------------------------------
+
+_original_create = Route53Backend.create_health_check
+_SETTINGS = (
+    "ip_address", "port", "type_", "resource_path", "fqdn", "search_string", "request_interval",
+    "failure_threshold", "health_threshold", "measure_latency", "inverted", "disabled", "enable_sni",
+)  # fmt: skip
+
+
+def _create_health_check_once(self: Route53Backend, caller_reference: str, health_check_args: dict[str, Any]) -> Any:
+    """As Route53 documents CreateHealthCheck: a request repeated with the same CallerReference and
+    settings returns the existing check (so a client's retry after a lost answer creates nothing new);
+    the same CallerReference with other settings is ``409 HealthCheckAlreadyExists``. moto would
+    create a second check."""
+    for check in list(self.health_checks.values()):
+        if check.caller_reference != caller_reference:
+            continue
+        asked = HealthCheck(check.id, caller_reference, health_check_args)
+        if all(getattr(asked, name) == getattr(check, name) for name in _SETTINGS):
+            return check
+        raise Route53ClientError(  # modelled by Route53 as HTTP 409
+            "HealthCheckAlreadyExists",
+            f"A health check with caller reference {caller_reference} already exists with other settings",
+        )
+    return _original_create(self, caller_reference, health_check_args)
+
+
 def install() -> None:
-    """Patch moto's Route53 health-check status calls (process-wide, idempotent)."""
+    """Patch moto's Route53 health-check calls: status from the checkers, creation idempotent
+    (process-wide, idempotent)."""
     global _installed
     with _install_lock:
         if not _installed:
             Route53.get_health_check_status = _response_status  # type: ignore[method-assign]
+            Route53Backend.create_health_check = _create_health_check_once  # type: ignore[method-assign]
             _installed = True
