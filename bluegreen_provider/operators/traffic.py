@@ -205,14 +205,20 @@ class ShiftWeightOperator(StageOperator):
             )
 
     def _final_window(self, plan: Plan, watch: SoakWatch, now: datetime) -> dict[str, Any] | None:
-        """The last window before promotion, judged again: the soaks' verdicts left it unjudged."""
+        """The last window before promotion, judged again: the soaks' verdicts left it unjudged.
+
+        It starts no earlier than the last change of the deployment state (the last shift, or a
+        hold): before that the candidate slot may have served another release of this run, one that
+        was rolled back and replaced.
+        """
         rules = watch.rules
-        watch.soak = replace(
-            watch.soak,
-            baseline=slot_query(plan, plan.live),
-            watch_from=now - timedelta(seconds=rules.window_seconds),
-            clock_start=now,
-        )
+        start = now - timedelta(seconds=rules.window_seconds)
+        state = self.service_state(plan).state()
+        if state is not None and state.updated_at:
+            start = max(start, datetime.fromisoformat(state.updated_at))
+        if (now - start).total_seconds() < 1:
+            return None
+        watch.soak = replace(watch.soak, baseline=slot_query(plan, plan.live), watch_from=start, clock_start=now)
         self.log.info(
             "Last look before promotion: %s over %s-%s", plan.candidate, watch.soak.watch_from.isoformat(), now
         )

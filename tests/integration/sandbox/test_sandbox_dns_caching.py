@@ -51,4 +51,5 @@ def test_fast_profile_drains_within_about_a_second(sandbox, wait_until) -> None:
     shifted = _shift(sandbox, 0, 100)
     wait_until(lambda: time.time() > shifted + 2.0, what="two seconds")
     assert sandbox.status()["profile"]["name"] == "fast"
-    assert shifted <= sandbox.last_request_at("blue") <= shifted + 1.1
+    # Drained within the 1 s TTL (a loaded machine may stall the traffic thread, so no lower bound).
+    assert shifted - 1.0 <= sandbox.last_request_at("blue") <= shifted + 1.1

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -173,8 +174,9 @@ def test_watch_error_while_propagating_fails_the_shift(world, new_run, stages, p
 def test_promotion_refuses_when_the_candidates_last_window_is_bad(world, new_run, stages, green, blue, rule, why):
     run = new_run("run1")
     stages.release(run, world.spec(**FAST), upto=(10, 50))
-    put_traffic(world, "green", *green, seconds_ago=2)
-    put_traffic(world, "blue", *blue, seconds_ago=2)
+    put_traffic(world, "green", *green)
+    put_traffic(world, "blue", *blue)
+    time.sleep(1.1)  # a datapoint counts once its second is over
     before = world.snapshot()
     with pytest.raises(AirflowFailException) as refused:
         run.execute(stages.shift(100))
@@ -189,8 +191,24 @@ def test_promotion_refuses_when_the_candidates_last_window_is_bad(world, new_run
 def test_promotion_goes_ahead_when_the_last_window_is_clean(world, new_run, stages):
     run = new_run("run1")
     stages.release(run, world.spec(**FAST), upto=(10, 50))
-    put_traffic(world, "green", 200, 1, seconds_ago=2)
-    put_traffic(world, "blue", 2000, 20, seconds_ago=2)
+    put_traffic(world, "green", 200, 1)
+    put_traffic(world, "blue", 2000, 20)
+    time.sleep(1.1)  # a datapoint counts once its second is over
+    run.execute(stages.shift(100))
+    assert world.split() == {"blue": 0, "green": 100}
+    assert world.state().phase == Phase.RETAINED
+
+
+def test_the_last_look_does_not_judge_what_green_served_before_the_last_shift(world, new_run, stages):
+    # A release of this run that failed on green minutes ago, rolled back and replaced by a fix: its
+    # errors are in the last window, but from before the deployment's last change.
+    put_traffic(world, "green", 200, 80)
+    put_traffic(world, "blue", 2000, 20)
+    run = new_run("run1")
+    stages.release(run, world.spec(**FAST), upto=(10, 50))
+    put_traffic(world, "green", 200, 1)
+    put_traffic(world, "blue", 2000, 20)
+    time.sleep(1.1)  # a datapoint counts once its second is over
     run.execute(stages.shift(100))
     assert world.split() == {"blue": 0, "green": 100}
     assert world.state().phase == Phase.RETAINED
