@@ -41,6 +41,7 @@ _HOP_BY_HOP = frozenset(
      "transfer-encoding", "upgrade", "expect", "content-length"}
 )  # fmt: skip
 _CREDENTIAL_SCOPE = re.compile(r"Credential=[^/]+/\d{8}/[^/]+/([^/]+)/aws4_request")
+_SDK_ATTEMPT = re.compile(r"attempt=(\d+)")  # botocore's amz-sdk-request header: "attempt=2; max=10"
 _FORWARD_TIMEOUT = 60.0
 
 
@@ -107,6 +108,7 @@ class Injected:
 class _Tally:
     requests: int = 0
     injected: list[Injected] = field(default_factory=list)
+    attempts: dict[int, int] = field(default_factory=dict)  # botocore's attempt number -> requests
 
 
 # -- reading a request -------------------------------------------------------------------------------
@@ -289,10 +291,15 @@ class FaultProxy:
             return list(self._tally.injected)
 
     def counts(self) -> dict[str, Any]:
-        """Requests seen and faults per kind, per service and per ``service operation``."""
+        """Requests seen, faults per kind, per service and per ``service operation``, and requests per
+        botocore attempt number (``attempts[4]``: fourth tries, which botocore's default 3 attempts
+        would never have made)."""
         faults = self.injected()
+        with self._lock:
+            attempts = dict(sorted(self._tally.attempts.items()))
         return {
             "requests": self.requests,
+            "attempts": attempts,
             "faults": len(faults),
             "by_kind": _count(f.kind for f in faults),
             "by_service": _count(f.service for f in faults),
@@ -301,10 +308,14 @@ class FaultProxy:
 
     # deciding ----------------------------------------------------------------------------------
 
-    def decide(self, service: str, operation: str) -> str | None:
-        """The fault for this request, or None to pass it through; one RNG draw sequence per proxy."""
+    def decide(self, service: str, operation: str, attempt: int = 1) -> str | None:
+        """The fault for this request, or None to pass it through; one RNG draw sequence per proxy.
+
+        :param attempt: botocore's attempt number for the call (1 for the first try), for the tally.
+        """
         with self._lock:
             self._tally.requests += 1
+            self._tally.attempts[attempt] = self._tally.attempts.get(attempt, 0) + 1
             if not self.plan.applies_to(service, operation):
                 return None
             if self.plan.limit is not None and len(self._tally.injected) >= self.plan.limit:
@@ -373,7 +384,8 @@ class _FaultHandler(BaseHTTPRequestHandler):
         body = self._body()
         service = service_of(self.headers)
         operation = operation_of(service, self.command, self.path, self.headers, body)
-        kind = self.proxy.decide(service, operation)
+        attempt = _SDK_ATTEMPT.search(self.headers.get("amz-sdk-request", "") or "")
+        kind = self.proxy.decide(service, operation, int(attempt.group(1)) if attempt else 1)
         if kind == "drop":
             self.close_connection = True
             return

@@ -141,6 +141,9 @@ def test_hooks_ride_out_a_third_of_their_calls_failing(sandbox, proxy, monkeypat
     counts = faulty.counts()
     assert counts["faults"] >= 10, counts
     assert set(counts["by_service"]) == {"route53", "lambda"}, counts
+    # botocore's retries, as the proxy saw them: every fault but a slow answer was followed by another attempt
+    assert sum(counts["attempts"].values()) == counts["requests"]
+    assert counts["requests"] - counts["attempts"][1] == counts["faults"] - counts["by_kind"].get("slow", 0)
 
 
 def test_a_transition_whose_answer_was_dropped_after_it_applied_lands_once(sandbox, proxy, monkeypatch) -> None:

@@ -1,0 +1,196 @@
+# ruff: noqa: F811
+"""AWS faults: the real deployment DAG with a share of its AWS calls failing as AWS fails them.
+
+A fault proxy (``bluegreen_provider/sandbox/faults.py``) sits between the DAG's ``aws_default``
+connection and the sandbox's moto and answers a seeded share of the calls with throttling, 503, a
+connection dropped before the request or after it applied, or a slow answer. botocore's standard
+retries (the hooks' attempts per service) ride them out and the state's compare-and-swap recognises
+a change whose answer was lost, so a good release still promotes and a bad one still rolls back.
+Every change Route53 committed is read back from the sandbox's change history: no split outside the
+declared steps and 100/0, and no generation applied twice.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+
+import pytest
+
+from bluegreen_provider.sandbox import Sandbox
+from bluegreen_provider.sandbox.faults import KINDS, FaultPlan
+from bluegreen_provider.state import owner_of
+
+# The e2e fixtures, requested by name below (hence the redefinitions ruff sees as F811).
+from tests.e2e.conftest import FAST, deploy, deployment_state, e2e_bundle, sandbox, service_db  # noqa: F401
+
+pytestmark = [pytest.mark.chaos("aws faults"), pytest.mark.e2e]
+
+STEPS = [step["weight"] for step in FAST["steps"]]
+BEFORE_TRAFFIC = ("plan", "deploy_green", "run_migrations", "health_check")
+MIXED = FaultPlan(share=0.2, seed=13, slow_seconds=0.5)
+# Route53's API limits as the aws profile has them, with the fast profile's timings otherwise.
+ROUTE53_LIMITS: dict[str, Any] = {"throttling": True, "prior_request_seconds": 0.5, "propagation_seconds": 2.0}
+
+
+def committed_splits(sandbox: Sandbox, report_split) -> list[dict[str, int]]:
+    """Every split Route53 held, change by change (the seed's included), each reported to the results."""
+    splits = [change["weights"] for change in sandbox.route53_changes()]
+    stray = [split for split in splits if report_split(split, STEPS, candidate=None)]
+    assert not stray, f"splits outside the declared steps {STEPS} and 100/0: {stray}"
+    return splits
+
+
+def distinct(splits: list[dict[str, int]]) -> list[dict[str, int]]:
+    """The splits in order, repeats (the state-only changes between two moves) folded."""
+    return [s for i, s in enumerate(splits) if i == 0 or s != splits[i - 1]]
+
+
+def generations(sandbox: Sandbox) -> list[int]:
+    """The state generation each deployment change wrote, from the change comments, in order."""
+    found = []
+    for change in sandbox.route53_changes():
+        comment = change["comment"] or ""
+        if comment.startswith("bluegreen ") and " gen " in comment and "landed, answer lost" not in comment:
+            found.append(int(comment.split(" gen ", 1)[1].split(":", 1)[0]))
+    return found
+
+
+def faults_seen(sandbox: Sandbox) -> dict[str, Any]:
+    counts = sandbox.fault_counts()
+    assert counts is not None and counts["faults"] > 0, counts
+    beyond_default = sum(n for attempt, n in counts["attempts"].items() if attempt > 3)
+    print(
+        f"fault proxy: {counts['faults']} faults in {counts['requests']} AWS requests; by kind {counts['by_kind']}; "
+        f"by service {counts['by_service']}; requests by botocore attempt {counts['attempts']} "
+        f"({beyond_default} beyond botocore's default 3 attempts)"
+    )
+    return counts
+
+
+def assert_promoted(result, sandbox: Sandbox, report_split) -> None:
+    assert result.state == "success", result.states
+    assert sandbox.weights() == {"blue": 0, "green": 100}
+    state = deployment_state(sandbox)
+    assert state.owner == owner_of(result.dag_id, result.run_id)
+    # plan, deploy_green, health_check, shift_10, shift_50, shift_100, teardown_blue: each once
+    assert (state.phase, state.generation, state.live) == ("retired", 7, "green"), state
+    assert generations(sandbox) == [1, 2, 3, 4, 5, 6, 7], "a generation applied twice or skipped"
+    assert distinct(committed_splits(sandbox, report_split)) == [
+        {"blue": 100, "green": 0},
+        {"blue": 90, "green": 10},
+        {"blue": 50, "green": 50},
+        {"blue": 0, "green": 100},
+    ]
+    assert sandbox.stats()["green"]["errors"] == 0
+
+
+def assert_rolled_back(result, sandbox: Sandbox, report_split) -> None:
+    assert result.state == "failed", result.states
+    for task in BEFORE_TRAFFIC:
+        assert result.states[task] == "success", (task, result.states)  # AWS faults fail no stage
+    failed = {task for task, state in result.states.items() if state == "failed"}
+    assert failed and failed <= {"shift_10", "soak_10"}, result.states
+    assert result.states["rollback"] == "success", result.states
+    assert sandbox.weights() == {"blue": 100, "green": 0}
+    state = deployment_state(sandbox)
+    assert (state.phase, state.live, state.split) == ("rolled_back", "blue", {"blue": 100, "green": 0}), state
+    assert state.reason.split(" ", 1)[0] in failed, state.reason
+    splits = distinct(committed_splits(sandbox, report_split))
+    assert splits == [{"blue": 100, "green": 0}, {"blue": 90, "green": 10}, {"blue": 100, "green": 0}], splits
+    assert sorted(generations(sandbox)) == generations(sandbox) == list(range(1, len(generations(sandbox)) + 1))
+    assert sandbox.stats()["green"]["errors"] > 0
+
+
+# -- in the normal suite: one good release, one bad, at 20 % mixed faults -------------------------------
+
+
+@pytest.mark.sandbox(faults=MIXED)
+def test_a_good_release_promotes_with_a_fifth_of_aws_calls_failing(deploy, sandbox, report_split) -> None:
+    result = deploy("v2")
+    counts = faults_seen(sandbox)
+    assert_promoted(result, sandbox, report_split)
+    assert set(counts["by_kind"]) == set(KINDS), counts
+    assert {"route53", "lambda", "monitoring"} <= set(counts["by_service"]), counts
+
+
+@pytest.mark.sandbox(faults=MIXED)
+def test_a_bad_release_rolls_back_with_a_fifth_of_aws_calls_failing(deploy, sandbox, report_split) -> None:
+    result = deploy("bad")
+    faults_seen(sandbox)
+    assert_rolled_back(result, sandbox, report_split)
+
+
+# -- slow: more seeds, lost answers on every other change batch, Route53's API limits ------------------
+
+
+def seeded(*seeds: int) -> list:
+    """One case per seed, each with its own sandbox at 20 % mixed faults."""
+    return [
+        pytest.param(seed, marks=pytest.mark.sandbox(faults=FaultPlan(share=0.2, seed=seed, slow_seconds=0.5)))
+        for seed in seeds
+    ]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("seed", seeded(1, 2, 3))
+def test_a_good_release_promotes_at_20_percent_faults_whatever_the_seed(deploy, sandbox, report_split, seed) -> None:
+    assert_promoted(deploy("v2"), sandbox, report_split)
+    faults_seen(sandbox)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("seed", seeded(1, 2, 3))
+def test_a_bad_release_rolls_back_at_20_percent_faults_whatever_the_seed(deploy, sandbox, report_split, seed) -> None:
+    assert_rolled_back(deploy("bad"), sandbox, report_split)
+    faults_seen(sandbox)
+
+
+LOST_ANSWERS = FaultPlan(share=0.5, kinds=("drop_applied",), operations=("ChangeResourceRecordSets",), seed=21)
+
+
+@pytest.mark.slow
+@pytest.mark.sandbox(faults=LOST_ANSWERS)
+def test_a_good_release_promotes_when_every_other_change_batch_loses_its_answer(deploy, sandbox, report_split) -> None:
+    result = deploy("v2")
+    lost = [f for f in sandbox.faults_injected() if f.kind == "drop_applied"]
+    assert len(lost) >= 3, lost
+    assert_promoted(result, sandbox, report_split)
+    confirmed = [c for c in sandbox.route53_changes() if "landed, answer lost" in (c["comment"] or "")]
+    assert confirmed, "no transition had to recognise its own change"
+
+
+@pytest.mark.slow
+@pytest.mark.sandbox(faults=LOST_ANSWERS)
+def test_a_bad_release_rolls_back_when_every_other_change_batch_loses_its_answer(deploy, sandbox, report_split) -> None:
+    result = deploy("bad")
+    assert [f for f in sandbox.faults_injected() if f.kind == "drop_applied"]
+    assert_rolled_back(result, sandbox, report_split)
+
+
+@pytest.mark.slow
+@pytest.mark.sandbox(faults=MIXED, **ROUTE53_LIMITS)
+def test_a_good_release_promotes_under_route53_limits_and_faults(deploy, sandbox, report_split) -> None:
+    result = deploy("v2")
+    assert_promoted(result, sandbox, report_split)
+    faults_seen(sandbox)
+    throttling = sandbox.status()["throttling"]
+    print(f"Route53 limits: {throttling}")
+    assert throttling["enabled"]
+
+
+@pytest.mark.slow
+@pytest.mark.sandbox(faults=MIXED, **ROUTE53_LIMITS)
+def test_a_bad_release_rolls_back_under_route53_limits_and_faults(deploy, sandbox, report_split) -> None:
+    result = deploy("bad")
+    assert_rolled_back(result, sandbox, report_split)
+    faults_seen(sandbox)
+
+
+@pytest.mark.sandbox(faults=MIXED)
+def test_the_dag_connection_goes_through_the_proxy(sandbox) -> None:
+    """The e2e fixtures wire the faults in: without this, every case above would test nothing."""
+    extra = json.loads(os.environ["AIRFLOW_CONN_AWS_DEFAULT"])["extra"]
+    assert extra["endpoint_url"] == sandbox.aws_endpoint_url != sandbox.endpoint_url
+    assert sandbox.faults == MIXED
