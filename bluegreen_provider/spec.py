@@ -6,9 +6,10 @@ with every problem listed, before anything in AWS or the database changes.
 
 from __future__ import annotations
 
+import math
 import re
-from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field, replace
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import MISSING, asdict, dataclass, field, replace
 from string import Formatter
 from typing import Any
 
@@ -18,14 +19,85 @@ POST_PROMOTION_POLICIES = ("rollback", "notify", "off")
 APPROVAL_MODES = ("required", "auto")
 _FUNCTION_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 _ALIAS_NAME = re.compile(r"^(?!^[0-9]+$)[A-Za-z0-9_-]{1,128}$")
+_SERVICE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+_DNS_LABEL = re.compile(r"[A-Za-z0-9_*\\-]{1,63}")
+_ZONE_ID = re.compile(r"(/hostedzone/)?[A-Z0-9]{1,32}")
+_HTTP_URL = re.compile(r"https?://[^\s]{1,2040}")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_HEALTH_CHECK_TYPES = ("HTTP", "HTTPS", "HTTP_STR_MATCH", "HTTPS_STR_MATCH", "TCP")  # as Route53 takes them
+# A wait longer than a year is a typo, and deadlines that far off overflow datetime arithmetic mid-run.
+MAX_SECONDS = 366 * 24 * 3600
+# Paths, S3 keys and image URIs stop well before this (S3 keys at 1024 bytes).
+MAX_SOURCE_CHARS = 1024
+# The label shows on each published version, whose description Lambda cuts at 256 characters.
+MAX_LABEL_CHARS = 256
+MAX_PREWARM_INVOCATIONS = 10_000
+_SHOWN_CHARS = 60
+_PROBLEM_CHARS = 1500
 
 
 class SpecError(ValueError):
     """A deployment spec that cannot be run; the message lists every problem found."""
 
     def __init__(self, problems: Sequence[str]):
-        self.problems = list(problems)
+        self.problems = [_one_line(problem) for problem in problems]
         super().__init__("invalid deployment spec:\n  - " + "\n  - ".join(self.problems))
+
+
+def _one_line(problem: Any) -> str:
+    """A problem as one readable line, whatever a message quoted."""
+    text = " ".join(str(problem).splitlines())
+    return text if len(text) <= _PROBLEM_CHARS else f"{text[:_PROBLEM_CHARS]}… (cut)"
+
+
+def _show(value: Any) -> str:
+    """A value as a problem quotes it: its repr, cut short so a huge input cannot flood the message."""
+    text = repr(value)
+    if len(text) <= _SHOWN_CHARS:
+        return text
+    size = len(value) if isinstance(value, str) else len(text)
+    return f"{text[:_SHOWN_CHARS]}… ({size} characters)"
+
+
+def _is_text(value: Any, limit: int) -> bool:
+    """A name AWS or Airflow takes as given: 1..limit characters, none of them control characters."""
+    return isinstance(value, str) and 0 < len(value) <= limit and not _CONTROL.search(value)
+
+
+def _is_dns_name(name: str) -> bool:
+    """Labels Route53 takes without escaping (``*`` and ``\\052`` for wildcards), 255 characters in all."""
+    labels = name.removesuffix(".").split(".")
+    return 0 < len(name) <= 255 and all(_DNS_LABEL.fullmatch(label) for label in labels)
+
+
+def _number_problem(name: str, value: Any, rule: str, ok: Callable[[Any], bool], *, integer: bool = False) -> list[str]:
+    """``[problem]`` unless ``value`` is a finite number (an integer if asked, never a boolean) that is ``ok``."""
+    typed = isinstance(value, int) if integer else isinstance(value, int | float)
+    if isinstance(value, bool) or not typed or (isinstance(value, float) and not math.isfinite(value)) or not ok(value):
+        return [f"{name} must be {rule}, got {_show(value)}"]
+    return []
+
+
+def _seconds_problem(name: str, value: Any, *, zero_ok: bool = False) -> list[str]:
+    """A wait in seconds: finite, not negative (not zero unless ``zero_ok``), at most ``MAX_SECONDS``."""
+    kind = "non-negative" if zero_ok else "positive"
+    return _number_problem(
+        name,
+        value,
+        f"a {kind} number of seconds (at most 366 days)",
+        lambda v: (v >= 0 if zero_ok else v > 0) and v <= MAX_SECONDS,
+    )
+
+
+def _source_problem(where: str, value: Any, *, number_ok: bool = False) -> list[str]:
+    """A path, bucket, key, image URI or version must be short plain text (a version may be a number)."""
+    if number_ok and isinstance(value, int) and not isinstance(value, bool):
+        return []
+    if not isinstance(value, str):
+        return [f"{where} must be a string, got {_show(value)}"]
+    if len(value) > MAX_SOURCE_CHARS or _CONTROL.search(value):
+        return [f"{where} must be at most {MAX_SOURCE_CHARS} characters without control characters, got {_show(value)}"]
+    return []
 
 
 @dataclass(frozen=True)
@@ -108,15 +180,18 @@ class Release:
         """Every problem with the release itself; empty when it can be applied."""
         p: list[str] = []
         if self.label is not None and not isinstance(self.label, str):
-            p.append(f"release.label must be text, got {self.label!r}")
+            p.append(f"release.label must be text, got {_show(self.label)}")
+        elif self.label is not None and (len(self.label) > MAX_LABEL_CHARS or _CONTROL.search(self.label)):
+            p.append(
+                f"release.label must be text of at most {MAX_LABEL_CHARS} characters without control characters, "
+                f"got {_show(self.label)}"
+            )
         for key in self.given:
             value = getattr(self, key)
-            if key == "version" and isinstance(value, int) and not isinstance(value, bool):
-                continue
-            if not isinstance(value, str):
-                p.append(f"release.{key} must be a string, got {value!r}")
-                continue
-            p.extend(_template_problems(f"release.{key}", value))
+            source = _source_problem(f"release.{key}", value, number_ok=key == "version")
+            p.extend(source)
+            if not source and isinstance(value, str):
+                p.extend(_template_problems(f"release.{key}", value))
         given = set(self.given)
         if given and not any(set(form) == given for form in RELEASE_FORMS):
             forms = ", ".join("+".join(form) for form in RELEASE_FORMS)
@@ -205,6 +280,22 @@ class MigrationSpec:
     deadline_seconds: float = 600
 
 
+def _migration_problems(m: MigrationSpec) -> list[str]:
+    """The migration stage's settings, checked here so the stage cannot fail on them after the deploy."""
+    p: list[str] = []
+    if not _is_text(m.conn_id, 250):
+        p.append(f"migrations.conn_id must be an Airflow connection id, got {_show(m.conn_id)}")
+    if bool(m.folder) == bool(m.command):
+        p.append("migrations: give exactly one of folder or command")
+    if m.folder is not None:
+        p.extend(_source_problem("migrations.folder", m.folder))
+    if m.command is not None and not isinstance(m.command, str):
+        p.append(f"migrations.command must be a shell command, got {_show(m.command)}")
+    for name in ("lock_timeout_seconds", "statement_timeout_seconds", "deadline_seconds"):
+        p += _seconds_problem(f"migrations.{name}", getattr(m, name))
+    return p
+
+
 @dataclass(frozen=True)
 class DeploymentSpec:
     """Everything a deployment needs.
@@ -254,7 +345,7 @@ class DeploymentSpec:
         if not isinstance(raw, Mapping):
             raise SpecError([f"spec must be a mapping, got {type(raw).__name__}"])
         known = {f for f in cls.__dataclass_fields__}
-        unknown = sorted(set(raw) - known)
+        unknown = sorted(set(raw) - known, key=str)
         if unknown:
             problems.append(f"unknown keys {unknown}; known keys are {sorted(known)}")
 
@@ -263,9 +354,17 @@ class DeploymentSpec:
                 problems.append(f"{where} must be a mapping, got {data!r}")
                 return None
             fields = set(kind.__dataclass_fields__)
-            extra = sorted(set(data) - fields)
+            extra = sorted(set(data) - fields, key=str)
             if extra:
                 problems.append(f"{where}: unknown keys {extra}; known keys are {sorted(fields)}")
+            required = [
+                f.name
+                for f in kind.__dataclass_fields__.values()
+                if f.default is MISSING and f.default_factory is MISSING and f.name not in data
+            ]
+            if required:
+                problems.append(f"{where}: {', '.join(required)} {'is' if len(required) == 1 else 'are'} required")
+                return None
             try:
                 return kind(**{k: v for k, v in data.items() if k in fields})
             except TypeError as err:
@@ -276,19 +375,30 @@ class DeploymentSpec:
             name: {"set_identifier": name, "alias": f"production-{name}"} for name in SLOT_NAMES
         }
         slots: dict[str, Slot] = {}
-        if not isinstance(slots_raw, Mapping) or sorted(slots_raw) != sorted(SLOT_NAMES):
-            problems.append(f"slots must have exactly the keys {list(SLOT_NAMES)}, got {slots_raw!r}")
+        if not isinstance(slots_raw, Mapping) or set(slots_raw) != set(SLOT_NAMES):
+            got = sorted(slots_raw, key=str) if isinstance(slots_raw, Mapping) else _show(slots_raw)
+            problems.append(f"slots must have exactly the keys {list(SLOT_NAMES)}, got {got}")
         else:
             for name in SLOT_NAMES:
+                if not isinstance(slots_raw[name], Mapping):
+                    problems.append(f"slots.{name} must be a mapping, got {_show(slots_raw[name])}")
+                    continue
                 slot = build(Slot, {"name": name, **slots_raw[name]}, f"slots.{name}")
                 if slot:
                     slots[name] = slot
 
+        def listed(key: str, default: Sequence[Any]) -> Sequence[Any]:
+            value = default if raw.get(key) is None else raw[key]
+            if isinstance(value, str | bytes | Mapping) or not isinstance(value, Sequence):
+                problems.append(f"{key} must be a list of {key}, got {_show(value)}")
+                return ()
+            return value
+
         built_functions = [
-            build(FunctionRelease, item, f"functions[{i}]") for i, item in enumerate(raw.get("functions") or ())
+            build(FunctionRelease, item, f"functions[{i}]") for i, item in enumerate(listed("functions", ()))
         ]
         default_steps = [asdict(step) for step in DEFAULT_STEPS]
-        built_steps = [build(Step, item, f"steps[{i}]") for i, item in enumerate(raw.get("steps") or default_steps)]
+        built_steps = [build(Step, item, f"steps[{i}]") for i, item in enumerate(listed("steps", default_steps))]
         functions = tuple(f for f in built_functions if f is not None)
         steps = tuple(s for s in built_steps if s is not None)
         health = build(HealthSpec, raw.get("health") or {}, "health") or HealthSpec()
@@ -302,8 +412,8 @@ class DeploymentSpec:
             for k in known - {"slots", "functions", "steps", "health", "migrations", "release"}
             if k in raw and raw[k] is not None
         }
-        if "alarms" in scalars:
-            scalars["alarms"] = tuple(scalars["alarms"])
+        if isinstance(scalars.get("alarms"), list | tuple):
+            scalars["alarms"] = tuple(scalars["alarms"])  # anything else is named by validate()
         for required in ("service", "hosted_zone", "record_name"):
             if not raw.get(required):
                 problems.append(f"{required} is required")
@@ -343,13 +453,17 @@ class DeploymentSpec:
         p: list[str] = []
         if not self.functions:
             p.append("functions: at least one function is required")
-        names = [f.name for f in self.functions]
+        names = [f.name for f in self.functions if isinstance(f.name, str)]
         if len(set(names)) != len(names):
             p.append(f"functions: duplicate names in {names}")
         release_problems = self.release.problems() if self.release is not None else []
         for f in self.functions:
-            if not _FUNCTION_NAME.match(f.name or ""):
-                p.append(f"functions: invalid Lambda function name {f.name!r}")
+            if not isinstance(f.name, str) or not _FUNCTION_NAME.fullmatch(f.name):
+                p.append(f"functions: invalid Lambda function name {_show(f.name)}")
+                continue
+            for key in ("zip_file", "s3_bucket", "s3_key", "image_uri", "version"):
+                if getattr(f, key) is not None:
+                    p.extend(_source_problem(f"functions.{f.name}.{key}", getattr(f, key), number_ok=key == "version"))
             sources = [k for k in ("zip_file", "s3_key", "image_uri", "version") if getattr(f, k)]
             if not sources and release_problems:
                 continue  # it takes the release, whose problems are listed below
@@ -362,29 +476,39 @@ class DeploymentSpec:
             if bool(f.s3_bucket) != bool(f.s3_key):
                 p.append(f"functions.{f.name}: s3_bucket and s3_key go together")
         p.extend(release_problems)
-        aliases = {s.alias for s in self.slots.values()}
-        sets = {s.set_identifier for s in self.slots.values()}
-        if len(aliases) != 2:
-            p.append(f"slots: blue and green need different aliases, got {sorted(aliases)}")
-        if len(sets) != 2:
-            p.append(f"slots: blue and green need different set identifiers, got {sorted(sets)}")
+        aliases = [s.alias for s in self.slots.values()]
+        sets = [s.set_identifier for s in self.slots.values()]
+        if len(aliases) != 2 or aliases[0] == aliases[1]:
+            p.append(f"slots: blue and green need different aliases, got [{', '.join(map(_show, aliases[:1]))}]")
+        if len(sets) != 2 or sets[0] == sets[1]:
+            p.append(f"slots: blue and green need different set identifiers, got [{', '.join(map(_show, sets[:1]))}]")
         for s in self.slots.values():
-            if not _ALIAS_NAME.match(s.alias or ""):
-                p.append(f"slots.{s.name}: invalid Lambda alias name {s.alias!r}")
-            if not s.set_identifier:
-                p.append(f"slots.{s.name}: set_identifier is required")
+            p.extend(self._slot_problems(s))
+        p.extend(self._name_problems())
         p.extend(self._validate_steps())
-        if not 0 < float(self.error_rate_threshold_pct) <= 100:
-            p.append(f"error_rate_threshold_pct must be in (0, 100], got {self.error_rate_threshold_pct}")
-        for name in ("min_requests", "keep_versions", "prewarm_invocations"):
-            if not isinstance(getattr(self, name), int) or getattr(self, name) < 0:
-                p.append(f"{name} must be a non-negative integer, got {getattr(self, name)!r}")
-        for name in ("poll_interval_seconds", "metrics_period_seconds", "insync_timeout_seconds"):
-            if not isinstance(getattr(self, name), int | float) or getattr(self, name) <= 0:
-                p.append(f"{name} must be a positive number, got {getattr(self, name)!r}")
+        p += _number_problem(
+            "error_rate_threshold_pct", self.error_rate_threshold_pct, "in (0, 100]", lambda v: 0 < v <= 100
+        )
+        for name in ("min_requests", "keep_versions"):
+            p += _number_problem(name, getattr(self, name), "a non-negative integer", lambda v: v >= 0, integer=True)
+        p += _number_problem(
+            "prewarm_invocations",
+            self.prewarm_invocations,
+            f"a non-negative integer (at most {MAX_PREWARM_INVOCATIONS})",
+            lambda v: 0 <= v <= MAX_PREWARM_INVOCATIONS,
+            integer=True,
+        )
+        for name in ("poll_interval_seconds", "insync_timeout_seconds"):
+            p += _seconds_problem(name, getattr(self, name))
+        p += _number_problem(
+            "metrics_period_seconds",
+            self.metrics_period_seconds,
+            "a positive whole number of seconds (at most 366 days)",
+            lambda v: 0 < v <= MAX_SECONDS,
+            integer=True,
+        )
         for name in ("approval_timeout_seconds", "retention_seconds"):
-            if not isinstance(getattr(self, name), int | float) or getattr(self, name) < 0:
-                p.append(f"{name} must be a non-negative number of seconds, got {getattr(self, name)!r}")
+            p += _seconds_problem(name, getattr(self, name), zero_ok=True)
         if self.metrics_source not in ("lambda", "apigateway"):
             p.append(f"metrics_source must be 'lambda' or 'apigateway', got {self.metrics_source!r}")
         if self.metrics_source == "apigateway":
@@ -392,14 +516,14 @@ class DeploymentSpec:
             if missing:
                 p.append(f"metrics_source 'apigateway' needs slots.<slot>.api_name; missing for {missing}")
         period = self.metrics_period_seconds
-        if isinstance(period, int) and period > 0 and period not in (1, 5, 10, 30) and period % 60:
+        whole = isinstance(period, int) and not isinstance(period, bool) and period > 0
+        if whole and period not in (1, 5, 10, 30) and period % 60:
             p.append(f"metrics_period_seconds must be 1, 5, 10, 30 or a multiple of 60 (CloudWatch), got {period}")
-        if not isinstance(self.metrics_lag_seconds, int | float) or self.metrics_lag_seconds < 0:
-            p.append(f"metrics_lag_seconds must be a non-negative number, got {self.metrics_lag_seconds!r}")
-        if not isinstance(self.comparison_margin, int | float) or self.comparison_margin < 1:
-            p.append(f"comparison_margin must be a number >= 1 (1: no worse than live), got {self.comparison_margin!r}")
-        if not isinstance(self.comparison_alpha, int | float) or not 0 < self.comparison_alpha < 1:
-            p.append(f"comparison_alpha must be in (0, 1), got {self.comparison_alpha!r}")
+        p += _seconds_problem("metrics_lag_seconds", self.metrics_lag_seconds, zero_ok=True)
+        p += _number_problem(
+            "comparison_margin", self.comparison_margin, "a number >= 1 (1: no worse than live)", lambda v: v >= 1
+        )
+        p += _number_problem("comparison_alpha", self.comparison_alpha, "in (0, 1)", lambda v: 0 < v < 1)
         if self.post_promotion_policy not in POST_PROMOTION_POLICIES:
             p.append(
                 f"post_promotion_policy must be one of {list(POST_PROMOTION_POLICIES)}, "
@@ -413,14 +537,97 @@ class DeploymentSpec:
             p.append(f"approval_mode must be one of {list(APPROVAL_MODES)}, got {self.approval_mode!r}")
         if self.record_type not in ("A", "AAAA", "CNAME"):
             p.append(f"record_type must be A, AAAA or CNAME, got {self.record_type!r}")
-        if self.health.consecutive_successes < 1 or self.health.deadline_seconds <= 0:
-            p.append("health: consecutive_successes must be >= 1 and deadline_seconds > 0")
-        if not str(self.health.path).startswith("/"):
-            p.append(f"health.path must start with '/', got {self.health.path!r}")
-        if self.migrations and bool(self.migrations.folder) == bool(self.migrations.command):
-            p.append("migrations: give exactly one of folder or command")
+        p.extend(self._health_problems())
+        if self.migrations:
+            p.extend(_migration_problems(self.migrations))
         if p:
             raise SpecError(p)
+
+    def _name_problems(self) -> list[str]:
+        """The service, zone and record names: plain names, and the record inside its zone."""
+        p: list[str] = []
+        if not isinstance(self.service, str) or not _SERVICE_NAME.fullmatch(self.service):
+            p.append(
+                "service must be a name of letters, digits, '.', '_' or '-' (at most 64 characters), "
+                f"got {_show(self.service)}"
+            )
+        zone, record = self.hosted_zone, self.record_name
+        zone_is_id = isinstance(zone, str) and bool(_ZONE_ID.fullmatch(zone))
+        zone_ok = zone_is_id or (isinstance(zone, str) and _is_dns_name(zone))
+        record_ok = isinstance(record, str) and _is_dns_name(record)
+        if not zone_ok:
+            p.append(
+                "hosted_zone must be a DNS name or a hosted zone id (e.g. lego-mocs.com or Z0123456789ABC), "
+                f"got {_show(zone)}"
+            )
+        if not record_ok:
+            p.append(
+                "record_name must be a DNS name (labels of letters, digits, '-' or '_', at most 63 characters each), "
+                f"got {_show(record)}"
+            )
+        if zone_ok and record_ok and not zone_is_id:
+            bare_zone, bare_record = zone.removesuffix(".").lower(), record.removesuffix(".").lower()
+            if bare_record != bare_zone and not bare_record.endswith(f".{bare_zone}"):
+                p.append(f"record_name {_show(record)} is not in hosted_zone {_show(zone)}")
+        if isinstance(self.alarms, str) or not isinstance(self.alarms, Sequence):
+            p.append(f"alarms must be a list of alarm names, got {_show(self.alarms)}")
+        else:
+            for alarm in self.alarms:
+                if not _is_text(alarm, 255):
+                    p.append(
+                        f"alarms: alarm names must be 1..255 characters without control characters, got {_show(alarm)}"
+                    )
+        return p
+
+    @staticmethod
+    def _slot_problems(s: Slot) -> list[str]:
+        p: list[str] = []
+        if not isinstance(s.alias, str) or not _ALIAS_NAME.fullmatch(s.alias):
+            p.append(f"slots.{s.name}: invalid Lambda alias name {_show(s.alias)}")
+        if not s.set_identifier:
+            p.append(f"slots.{s.name}: set_identifier is required")
+        elif not _is_text(s.set_identifier, 128):
+            p.append(
+                f"slots.{s.name}: set_identifier must be 1..128 characters without control characters (Route53), "
+                f"got {_show(s.set_identifier)}"
+            )
+        if s.health_url is not None and not (isinstance(s.health_url, str) and _HTTP_URL.fullmatch(s.health_url)):
+            p.append(f"slots.{s.name}.health_url must be an http:// or https:// URL, got {_show(s.health_url)}")
+        if s.health_check_fqdn is not None and not (
+            isinstance(s.health_check_fqdn, str) and _is_dns_name(s.health_check_fqdn)
+        ):
+            p.append(f"slots.{s.name}.health_check_fqdn must be a DNS name, got {_show(s.health_check_fqdn)}")
+        if s.api_name is not None and not _is_text(s.api_name, 255):
+            p.append(
+                f"slots.{s.name}.api_name must be 1..255 characters without control characters, got {_show(s.api_name)}"
+            )
+        return p
+
+    def _health_problems(self) -> list[str]:
+        """The health stage's settings, checked here so a bad one cannot fail the stage after the deploy."""
+        h = self.health
+        p = _number_problem(
+            "health.consecutive_successes", h.consecutive_successes, "an integer >= 1", lambda v: v >= 1, integer=True
+        )
+        p += _seconds_problem("health.deadline_seconds", h.deadline_seconds)
+        p += _seconds_problem("health.probe_interval_seconds", h.probe_interval_seconds)
+        p += _number_problem("health.port", h.port, "an integer in 1..65535", lambda v: 1 <= v <= 65535, integer=True)
+        p += _number_problem(
+            "health.failure_threshold",
+            h.failure_threshold,
+            "an integer in 1..10 (Route53)",
+            lambda v: 1 <= v <= 10,
+            integer=True,
+        )
+        if isinstance(h.request_interval, bool) or h.request_interval not in (10, 30):
+            p.append(f"health.request_interval must be 10 or 30 (Route53), got {_show(h.request_interval)}")
+        if h.check_type not in _HEALTH_CHECK_TYPES:
+            p.append(f"health.check_type must be one of {list(_HEALTH_CHECK_TYPES)}, got {_show(h.check_type)}")
+        if not isinstance(h.route53_check, bool):
+            p.append(f"health.route53_check must be true or false, got {_show(h.route53_check)}")
+        if not _is_text(h.path, 255) or not h.path.startswith("/") or " " in h.path:
+            p.append(f"health.path must start with '/', got {_show(h.path)}")
+        return p
 
     def _validate_steps(self) -> list[str]:
         p: list[str] = []
@@ -430,8 +637,7 @@ class DeploymentSpec:
         for s in self.steps:
             if not isinstance(s.weight, int) or isinstance(s.weight, bool) or not 0 < s.weight <= 100:
                 p.append(f"steps: weight must be an integer percent in 1..100, got {s.weight!r}")
-            if not isinstance(s.soak_seconds, int | float) or s.soak_seconds < 0:
-                p.append(f"steps: soak_seconds must be >= 0, got {s.soak_seconds!r}")
+            p += _seconds_problem("steps: soak_seconds", s.soak_seconds, zero_ok=True)
         if p:
             return p
         if weights != sorted(set(weights)):

@@ -59,7 +59,11 @@ def test_three_releases_alternate_colours(world, new_run, stages):
             r"split blue 50 / green 50: both slots take traffic and no deployment owns it",
         ),
         (lambda w: w.set_split(0, 0), {}, r"split blue 0 / green 0: no slot is live"),
-        (None, {"hosted_zone": "lego-bricks.com"}, r"No hosted zone named 'lego-bricks.com'"),
+        (
+            None,
+            {"hosted_zone": "lego-bricks.com", "record_name": "api.lego-bricks.com"},
+            r"No hosted zone named 'lego-bricks.com'",
+        ),
         (None, {"record_name": "www.lego-mocs.com"}, r"No weighted A record sets named 'www.lego-mocs.com'"),
         (
             None,
