@@ -16,6 +16,7 @@ checked again by the plan before anything changes.
 
 from __future__ import annotations
 
+import copy
 import json
 from collections.abc import Mapping
 from datetime import datetime, timedelta
@@ -33,7 +34,7 @@ from bluegreen_provider.operators.traffic import ShiftWeightOperator
 from bluegreen_provider.rollback import rollback_on_failure
 from bluegreen_provider.sensors.approval import ApprovalSensor, HoldOperator
 from bluegreen_provider.sensors.error_rate import ErrorRateSensor
-from bluegreen_provider.spec import DeploymentSpec, Release
+from bluegreen_provider.spec import MAX_SECONDS, DeploymentSpec, Release
 
 # Run-time knobs a person may change when triggering; their defaults come from the service config.
 _RUN_PARAMS: dict[str, dict[str, Any]] = {
@@ -82,7 +83,7 @@ _RUN_PARAMS: dict[str, dict[str, Any]] = {
             "required": ["weight"],
             "properties": {
                 "weight": {"type": "integer", "minimum": 1, "maximum": 100},
-                "soak_seconds": {"type": "number", "minimum": 0},
+                "soak_seconds": {"type": "number", "minimum": 0, "maximum": MAX_SECONDS},
             },
             "additionalProperties": False,
         },
@@ -91,9 +92,9 @@ _RUN_PARAMS: dict[str, dict[str, Any]] = {
     },
     "error_rate_threshold_pct": {"type": "number", "exclusiveMinimum": 0, "maximum": 100},
     "min_requests": {"type": "integer", "minimum": 0},
-    "poll_interval_seconds": {"type": "number", "exclusiveMinimum": 0},
+    "poll_interval_seconds": {"type": "number", "exclusiveMinimum": 0, "maximum": MAX_SECONDS},
     "no_data_policy": {"type": "string", "enum": ["fail", "pass"]},
-    "approval_timeout_seconds": {"type": "integer", "minimum": 0},
+    "approval_timeout_seconds": {"type": "integer", "minimum": 0, "maximum": MAX_SECONDS},
     "approval_timeout_policy": {"type": "string", "enum": ["hold", "rollback"]},
     "approval_mode": {
         "type": "string",
@@ -101,9 +102,9 @@ _RUN_PARAMS: dict[str, dict[str, Any]] = {
         "description": "auto: promote without a person when every soak was clean and the candidate no worse "
         "than live; anything marginal still waits for a person.",
     },
-    "retention_seconds": {"type": "integer", "minimum": 0},
-    "metrics_period_seconds": {"type": "integer", "minimum": 1},
-    "metrics_lag_seconds": {"type": "number", "minimum": 0},
+    "retention_seconds": {"type": "integer", "minimum": 0, "maximum": MAX_SECONDS},
+    "metrics_period_seconds": {"type": "integer", "minimum": 1, "maximum": MAX_SECONDS},
+    "metrics_lag_seconds": {"type": "number", "minimum": 0, "maximum": MAX_SECONDS},
     "comparison_margin": {"type": "number", "minimum": 1},
     "post_promotion_policy": {"type": "string", "enum": ["rollback", "notify", "off"]},
 }
@@ -116,9 +117,10 @@ REGISTERED_SERVICES: dict[str, DeploymentSpec] = {}
 def _params(spec: DeploymentSpec) -> dict[str, Param]:
     # JSON types (the schema wants arrays, not tuples); the release as typed, not resolved per function
     defaults = json.loads(json.dumps({**spec.to_dict(), **spec.release_inputs()}))
-    params = {
-        name: Param(defaults[name], **schema, title=name.replace("_", " ")) for name, schema in _RUN_PARAMS.items()
-    }
+    schemas = copy.deepcopy(_RUN_PARAMS)
+    # A run releases some or all of the service's functions, never one the service config does not name.
+    schemas["functions"]["items"]["properties"]["name"]["enum"] = [f.name for f in spec.functions]
+    params = {name: Param(defaults[name], **schema, title=name.replace("_", " ")) for name, schema in schemas.items()}
     params["dry_run"] = Param(
         False, type="boolean", title="dry run", description="Plan and print every change; change nothing."
     )
@@ -173,6 +175,8 @@ def deployment_dag(
             task_id="plan",
             spec=run_spec,
             dry_run="{{ params.dry_run }}",
+            stage_weights=[step.weight for step in spec.steps],
+            run_params=[*_RUN_PARAMS, "dry_run"],
             aws_conn_id=aws_conn_id,
             region_name=region_name,
             retries=0,

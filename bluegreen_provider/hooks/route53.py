@@ -196,9 +196,21 @@ class Route53Hook(StandardRetriesMixin, AwsBaseHook):
                 if passed:
                     break
         if not found:
+            if not other_sets:
+                self._require_record_in_zone(bare, record_name)
             detail = f" (found non-weighted sets {other_sets})" if other_sets else ""
             raise WeightedRecordError(f"No weighted {rtype} record sets named {record_name!r} in zone {bare}{detail}")
         return found
+
+    def _require_record_in_zone(self, zone_id: str, record_name: str) -> None:
+        """A record can only live under its zone's name: say so when the zone given is another one."""
+        with self._zone_errors(zone_id):
+            zone_name = self.conn.get_hosted_zone(Id=zone_id)["HostedZone"]["Name"]
+        wanted, zone = _norm_name(record_name), _norm_name(zone_name)
+        if wanted != zone and not wanted.endswith(f".{zone}"):
+            raise WeightedRecordError(
+                f"record {record_name!r} is not in hosted zone {zone_id} ({zone_name}); give the zone that holds it"
+            )
 
     def get_record_sets(self, zone_id: str, names: Sequence[tuple[str, str]]) -> dict[tuple[str, str], list[dict]]:
         """

@@ -7,9 +7,10 @@ and skips the rest of the DAG.
 
 from __future__ import annotations
 
+import difflib
 import json
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -88,15 +89,29 @@ class PlanDeploymentOperator(StageOperator, SkipMixin):
 
     :param spec: the deployment spec, as a mapping or JSON text (DAG params render either way).
     :param dry_run: read and validate only: take no lock, change nothing, list the changes.
+    :param stage_weights: the traffic steps the DAG's stages were built for (``shift_10``, ``shift_50``,
+        ``shift_100``); a run whose steps name other weights is refused, since no stage would take them.
+    :param run_params: the params the DAG declares; a run triggered with any other key is refused
+        (Airflow accepts it, and a misspelt threshold would silently keep its default).
     """
 
     template_fields: Sequence[str] = (*StageOperator.template_fields, "spec", "dry_run")
     ui_color = "#fff9c4"
 
-    def __init__(self, *, spec: Mapping[str, Any] | str, dry_run: bool | str = False, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *,
+        spec: Mapping[str, Any] | str,
+        dry_run: bool | str = False,
+        stage_weights: Sequence[int] | None = None,
+        run_params: Collection[str] | None = None,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(**kwargs)
         self.spec = spec
         self.dry_run = dry_run
+        self.stage_weights = list(stage_weights) if stage_weights is not None else None
+        self.run_params = sorted(run_params) if run_params is not None else None
         # A literal spec is checked when the DAG is parsed; a templated one when it is rendered.
         if isinstance(dry_run, bool) or "{{" not in str(dry_run):
             as_bool(dry_run)
@@ -104,11 +119,7 @@ class PlanDeploymentOperator(StageOperator, SkipMixin):
             load_spec(spec)
 
     def execute(self, context: Context) -> dict[str, Any]:
-        try:
-            spec = load_spec(self.spec)
-            dry_run = as_bool(self.dry_run)
-        except (SpecError, ValueError) as err:
-            raise AirflowFailException(f"deployment refused: {err}") from err
+        spec, dry_run = self._inputs(context)
         owner = self.run_owner(context)
         sets = [s.set_identifier for s in spec.slots.values()]
         try:
@@ -185,6 +196,60 @@ class PlanDeploymentOperator(StageOperator, SkipMixin):
         if self.downstream_task_ids:
             self.skip(ti=context["ti"], tasks=context["task"].get_flat_relatives(upstream=False))
         return result
+
+    # -- inputs -----------------------------------------------------------------------------------
+    def _inputs(self, context: Context) -> tuple[DeploymentSpec, bool]:
+        """The run's spec and dry-run flag; refuses, listing every problem, before anything is read from AWS."""
+        problems = self._unknown_params(context)
+        spec: DeploymentSpec | None = None
+        dry_run = False
+        try:
+            spec = load_spec(self.spec)
+        except SpecError as err:
+            problems += err.problems
+        try:
+            dry_run = as_bool(self.dry_run)
+        except ValueError as err:
+            problems.append(str(err))
+        if spec is not None:
+            problems += self._stage_problems(spec) + self._migration_problems(spec)
+        if problems or spec is None:
+            raise AirflowFailException(f"deployment refused: {SpecError(problems)}")
+        return spec, dry_run
+
+    def _unknown_params(self, context: Context) -> list[str]:
+        if self.run_params is None:
+            return []
+        conf = getattr(context.get("dag_run"), "conf", None) or {}
+        problems = []
+        for key in sorted(set(conf) - set(self.run_params), key=str):
+            shown = repr(key) if len(repr(key)) <= 60 else f"{repr(key)[:60]}…"
+            close = difflib.get_close_matches(str(key), self.run_params, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else f"; they are {self.run_params}"
+            problems.append(f"run param {shown} is not one of this DAG's params{hint}")
+        return problems
+
+    def _stage_problems(self, spec: DeploymentSpec) -> list[str]:
+        weights = [step.weight for step in spec.steps]
+        if self.stage_weights is None or weights == self.stage_weights:
+            return []
+        return [
+            f"steps: this DAG's traffic stages are {' → '.join(map(str, self.stage_weights))} %; a run may change "
+            f"each step's soak_seconds, not its weights (got {' → '.join(map(str, weights))})"
+        ]
+
+    @staticmethod
+    def _migration_problems(spec: DeploymentSpec) -> list[str]:
+        """A migrations folder is read (never a database) so a bad file stops the run before the deploy."""
+        if spec.migrations is None or not spec.migrations.folder:
+            return []
+        from bluegreen_provider.hooks.migrations import MigrationConfigError, load_migrations
+
+        try:
+            load_migrations(spec.migrations.folder)
+        except MigrationConfigError as err:
+            return [f"migrations: {err}"]
+        return []
 
     # -- decisions --------------------------------------------------------------------------------
     def _decide(
