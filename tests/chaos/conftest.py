@@ -18,6 +18,7 @@ not in the whole-suite run of ``make test``.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import platform
@@ -52,8 +53,7 @@ _RECORD = pytest.StashKey[CaseRecord]()
 
 # -- selection ------------------------------------------------------------------------------------
 def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line("markers", "chaos(category): a reliability case, counted under category in RESULTS.md")
-    config.addinivalue_line("markers", "slow: a chaos case too slow for `make test`; `make chaos` runs it")
+    # The chaos and slow markers are declared in pyproject.toml.
     config.stash[_RECORDS] = {}
     config.stash[_SLOW_LEFT_OUT] = 0
 
@@ -150,6 +150,14 @@ def _pages(client: Any, operation: str, key: str, **kwargs: Any) -> list[Any]:
     return found
 
 
+@functools.cache
+def _client(service: str) -> Any:
+    """One boto3 client per service for reading moto back (moto answers whichever mock is active)."""
+    import boto3
+
+    return boto3.client(service, region_name=REGION)
+
+
 def read_aws_state() -> bytes:
     """Everything the deployment stages could change in moto, as canonical JSON bytes.
 
@@ -157,14 +165,9 @@ def read_aws_state() -> bytes:
     and their tags, committed change batches; Lambda: functions, versions, aliases, tags; CloudWatch:
     alarms, with their state and when it last changed; S3 buckets and objects.
     """
-    import boto3
-
     from bluegreen_provider.sandbox.route53_rules import CHANGES
 
-    route53 = boto3.client("route53", region_name=REGION)
-    lambdas = boto3.client("lambda", region_name=REGION)
-    cloudwatch = boto3.client("cloudwatch", region_name=REGION)
-    s3 = boto3.client("s3", region_name=REGION)
+    route53, lambdas, cloudwatch, s3 = (_client(s) for s in ("route53", "lambda", "cloudwatch", "s3"))
     zones = []
     for zone in _pages(route53, "list_hosted_zones", "HostedZones"):
         zone_id = zone["Id"].rsplit("/", 1)[-1]
