@@ -6,7 +6,7 @@ SCENARIO ?= happy
 PROFILE ?= fast
 export AIRFLOW_HOME ?= $(CURDIR)/.airflow
 
-.PHONY: install demo test lint mutate bench airflow sandbox-up sandbox-down clean
+.PHONY: install demo test chaos lint mutate bench airflow sandbox-up sandbox-down clean
 
 install: $(VENV)/.installed
 
@@ -22,6 +22,11 @@ demo: install
 test: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/pytest -q -p no:cacheprovider
+
+# The reliability suite (tests/chaos), slow cases included; its table is tests/chaos/RESULTS.md.
+# `make test` runs the fast cases (slow ones run only when pytest is pointed at tests/chaos).
+chaos: install
+	$(VENV)/bin/pytest -q -p no:cacheprovider tests/chaos; status=$$?; cat tests/chaos/RESULTS.md; exit $$status
 
 lint: install
 	$(VENV)/bin/ruff check .
