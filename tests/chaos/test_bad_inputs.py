@@ -10,7 +10,7 @@ Each case goes in where a person would put it:
 
 Every case reads the whole moto state back before and after (zones and every record set, the state
 TXT record among them, zone tags, health checks, committed change batches, functions, versions,
-aliases, alarms and their history, S3) and compares the bytes, and checks that the service's
+aliases, alarms with their state, S3) and compares the bytes, and checks that the service's
 migration database (the repo DAG's ``lego_db``, a fresh PostgreSQL database) has no ledger and no table.
 """
 
