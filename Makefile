@@ -26,7 +26,8 @@ test: install
 # The reliability suite (tests/chaos), slow cases included; its table is tests/chaos/RESULTS.md.
 # `make test` runs the fast cases (slow ones run only when pytest is pointed at tests/chaos).
 chaos: install
-	$(VENV)/bin/pytest -q -p no:cacheprovider tests/chaos; status=$$?; cat tests/chaos/RESULTS.md; exit $$status
+	BLUEGREEN_CHAOS_RESULTS=1 $(VENV)/bin/pytest -q -p no:cacheprovider tests/chaos; status=$$?; \
+	cat tests/chaos/RESULTS.md; exit $$status
 
 lint: install
 	$(VENV)/bin/ruff check .
