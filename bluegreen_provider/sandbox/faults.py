@@ -329,6 +329,8 @@ class FaultProxy:
     def forward(
         self, method: str, path: str, headers: Iterable[tuple[str, str]], body: bytes
     ) -> tuple[int, str, list[tuple[str, str]], bytes]:
+        """Send one request to moto as the client sent it (its Host header and signature kept); the
+        whole answer: status, reason, headers, body."""
         connection = http.client.HTTPConnection(*self.target, timeout=_FORWARD_TIMEOUT)
         try:
             connection.putrequest(method, path, skip_host=True, skip_accept_encoding=True)
