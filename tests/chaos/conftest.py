@@ -233,7 +233,9 @@ def results_markdown(records: Mapping[str, CaseRecord], *, run: str, slow_left_o
         return f"| {name} | {len(rows)} | {passed} | {failed} | {lost} | {stray} |"
 
     seconds = sum(r.seconds for r in records.values())
-    scope = "every chaos case" if not slow_left_out else f"the fast subset ({slow_left_out} slow cases not run)"
+    scope = f"{len(records)} cases ran"
+    if slow_left_out:
+        scope += f", {slow_left_out} slow left out (`make chaos` runs them)"
     lines = [
         "# Chaos results",
         "",

@@ -1,13 +1,14 @@
 """The chaos suite's bookkeeping (tests/chaos/conftest.py): stray splits, slow cases, RESULTS.md.
 
 A small chaos folder is built in a temporary directory around a copy of the real conftest and run
-by pytest in a subprocess, once pointed at the folder and once at its parent (the whole-suite run),
-and the RESULTS.md each run writes is read back.
+by pytest in a subprocess, pointed at the folder or at its parent (the whole-suite run), with or
+without ``make chaos``'s BLUEGREEN_CHAOS_RESULTS=1, and the RESULTS.md each run writes is read back.
 """
 
 from __future__ import annotations
 
 import importlib.util
+import os
 import shutil
 import subprocess
 import sys
@@ -86,10 +87,15 @@ def suite(tmp_path: Path) -> Path:
     return tmp_path
 
 
-def run_pytest(root: Path, *args: str) -> subprocess.CompletedProcess[str]:
+def run_pytest(root: Path, *args: str, table: bool = True) -> subprocess.CompletedProcess[str]:
+    """pytest in ``root``; ``table``: as ``make chaos`` runs it (BLUEGREEN_CHAOS_RESULTS=1)."""
+    env = {k: v for k, v in os.environ.items() if k != "BLUEGREEN_CHAOS_RESULTS"}
+    if table:
+        env["BLUEGREEN_CHAOS_RESULTS"] = "1"
     return subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--rootdir", str(root), *args],
         cwd=root,
+        env=env,
         capture_output=True,
         text=True,
         timeout=120,
@@ -103,7 +109,8 @@ def test_pointed_at_the_folder_every_case_runs_and_the_table_counts_them(suite):
     assert "| aws faults | 5 | 4 | 1 | 1 | 1 |" in results, results
     assert "| bad inputs | 2 | 2 | 0 | 0 | 0 |" in results, results
     assert "| **total** | 7 | 6 | 1 | 1 | 1 |" in results, results
-    assert "every chaos case" in results and "- machine: " in results and "- date: " in results
+    assert "`pytest -q -p no:cacheprovider --rootdir" in results and "tests/chaos`: 7 cases ran;" in results
+    assert "- machine: " in results and "- date: " in results
     assert "test_aws_faults.py::test_failing`" in results
     assert "test_aws_faults.py::test_stray_split`: blue 70 / green 30 (declared steps [10, 50, 100])" in results
     assert "test_aws_faults.py::test_lost_deployment`: state record gone after a throttled batch" in results
@@ -114,7 +121,13 @@ def test_the_whole_suite_run_leaves_slow_cases_out(suite):
     assert "1 failed, 5 passed, 1 deselected" in done.stdout, done.stdout + done.stderr
     results = (suite / "tests" / "chaos" / "RESULTS.md").read_text()
     assert "| aws faults | 4 | 3 | 1 | 1 | 1 |" in results, results
-    assert "the fast subset (1 slow cases not run)" in results
+    assert "6 cases ran, 1 slow left out (`make chaos` runs them)" in results
+
+
+def test_no_table_outside_make_chaos(suite):
+    done = run_pytest(suite, "tests/chaos", table=False)
+    assert "1 failed, 6 passed" in done.stdout, done.stdout + done.stderr
+    assert not (suite / "tests" / "chaos" / "RESULTS.md").exists()
 
 
 def test_no_table_when_no_chaos_case_ran(suite):
