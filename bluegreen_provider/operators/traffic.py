@@ -93,6 +93,8 @@ class ShiftWeightOperator(StageOperator):
             )
             return self._finish(context, plan, owner, split, approval)
         times = {"submitted_at": submitted_at.isoformat(), "change_id": outcome.change_id}
+        # Also in XCom: the resumed task reads it even where a deferral's kwargs are not kept.
+        context["ti"].xcom_push(key="change", value=times)
         if self.route53.get_change_status(outcome.change_id) != "INSYNC":
             self.log.info(
                 "Submitted %s as change %s; watching the candidate on the triggerer until INSYNC",
@@ -163,7 +165,9 @@ class ShiftWeightOperator(StageOperator):
                 f"{(event or {}).get('message', 'no event')}. Traffic now reads {plan.describe_split(split)}; "
                 f"name servers may still answer with the previous split."
             )
-        times = {**(times or {}), "insync_at": event.get("insync_at")}
+        pushed = context["ti"].xcom_pull(task_ids=self.task_id, key="change")
+        times = {**(pushed if isinstance(pushed, Mapping) else {}), **(times or {})}
+        times["insync_at"] = event.get("insync_at")
         return self._finish(context, plan, self.run_owner(context), dict(previous_split or {}), approval, times)
 
     # -- steps ------------------------------------------------------------------------------------
