@@ -32,10 +32,8 @@ BEFORE_TRAFFIC = ("plan", "deploy_green", "run_migrations", "health_check")
 MIXED = FaultPlan(share=0.2, seed=13, slow_seconds=0.5)
 # Route53's API limits as the aws profile has them, with the fast profile's timings otherwise.
 ROUTE53_LIMITS: dict[str, Any] = {"throttling": True, "prior_request_seconds": 0.5, "propagation_seconds": 2.0}
-# With propagation the shifts defer, and dag.test() resumes a deferred task with the trigger's event
-# only (airflow/sdk/definitions/dag.py sets ``next_kwargs = {"event": ...}``; a triggerer keeps the
-# task's kwargs): the shift's submission time is lost, so its soak watches from its own start, which
-# retries can delay by seconds. Soaks of 10 s keep that window above min_requests.
+# With propagation the shifts defer, and retries under Route53's limits can delay each step by
+# seconds. Soaks of 10 s keep every window above min_requests.
 LIMITS_STEPS = [
     {"weight": 10, "soak_seconds": 10},
     {"weight": 50, "soak_seconds": 10},
