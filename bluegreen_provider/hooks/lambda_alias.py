@@ -290,9 +290,19 @@ class LambdaAliasHook(StandardRetriesMixin, LambdaHook):
         except ClientError as err:
             if not _not_found(err):
                 raise
-            self.conn.create_alias(
-                FunctionName=function_name, Name=alias, FunctionVersion=version, Description=description
-            )
+            try:
+                self.conn.create_alias(
+                    FunctionName=function_name, Name=alias, FunctionVersion=version, Description=description
+                )
+            except ClientError as err:
+                # botocore resends a create whose answer was lost; the resend finds the alias made
+                # (AWS answers ResourceConflictException, moto ConflictException).
+                if err.response.get("Error", {}).get("Code") not in ("ResourceConflictException", "ConflictException"):
+                    raise
+                made = self.conn.get_alias(FunctionName=function_name, Name=alias)
+                if made["FunctionVersion"] != version:
+                    raise
+                return self.point_alias(function_name, alias, version, description=description)
             self.log.info("Created alias %s:%s -> %s", function_name, alias, version)
         else:
             weights = current.get("RoutingConfig", {}).get("AdditionalVersionWeights") or {}
@@ -334,7 +344,11 @@ class LambdaAliasHook(StandardRetriesMixin, LambdaHook):
         deleted = []
         for version in candidates:
             if version not in in_use:
-                self.conn.delete_function(FunctionName=function_name, Qualifier=version)
+                try:
+                    self.conn.delete_function(FunctionName=function_name, Qualifier=version)
+                except ClientError as err:
+                    if not _not_found(err):
+                        raise  # not found: a resend after the delete's answer was lost
                 deleted.append(version)
         if deleted:
             self.log.info("Pruned %s versions %s", function_name, deleted)

@@ -8,7 +8,7 @@ import json
 import pytest
 from botocore.awsrequest import AWSResponse
 from botocore.config import Config
-from botocore.exceptions import ClientError
+from botocore.exceptions import ClientError, ConnectionClosedError
 from botocore.retries import standard
 
 from bluegreen_provider.hooks.cloudwatch import CloudWatchMetricsHook
@@ -150,3 +150,64 @@ class _Raw:
 
     def stream(self, *args, **kwargs):
         yield self._body
+
+
+# -- Lambda writes whose answer is lost after they applied: botocore resends them -----------------
+
+
+class LoseFirstAnswer:
+    """Let moto apply the first request of an operation, then drop its answer (botocore resends it)."""
+
+    def __init__(self) -> None:
+        self.attempts = 0
+
+    def __call__(self, request, event_name: str, **kwargs):
+        from moto.core.models import botocore_stubber
+
+        self.attempts += 1
+        if self.attempts == 1:
+            applied = botocore_stubber(event_name, request)
+            assert applied is not None and applied.status_code < 300
+            raise ConnectionClosedError(endpoint_url=request.url)
+        return None
+
+
+@pytest.fixture
+def function(moto, lambda_role, monkeypatch) -> str:
+    import boto3
+
+    from .conftest import make_zip
+
+    monkeypatch.setattr(standard.ExponentialBackoff, "delay_amount", lambda self, context: 0)
+    lam = boto3.client("lambda", region_name=REGION)
+    code = {"ZipFile": make_zip("def handler(event, context):\n    return 1\n")}
+    lam.create_function(FunctionName="api", Runtime="python3.12", Role=lambda_role, Handler="app.handler", Code=code)
+    for _ in range(3):
+        lam.update_function_code(FunctionName="api", ZipFile=make_zip(f"def handler(e, c):\n    return {_}\n"))
+        lam.publish_version(FunctionName="api")
+    return "api"
+
+
+def test_an_alias_created_while_the_answer_was_lost_is_taken_as_created(function) -> None:
+    hook = LambdaAliasHook(aws_conn_id=None)
+    lose = LoseFirstAnswer()
+    hook.conn.meta.events.register("before-send.lambda.CreateAlias", lose)
+
+    target = hook.point_alias(function, "production-green", "2", description="build 2")
+
+    assert lose.attempts == 2  # the create, then botocore's resend (refused: the alias exists)
+    assert (target.version, target.description) == ("2", "build 2")
+    alias = hook.conn.get_alias(FunctionName=function, Name="production-green")
+    assert (alias["FunctionVersion"], alias["Description"]) == ("2", "build 2")
+
+
+def test_a_version_pruned_while_the_answer_was_lost_counts_as_pruned(function) -> None:
+    hook = LambdaAliasHook(aws_conn_id=None)
+    lose = LoseFirstAnswer()
+    hook.conn.meta.events.register("before-send.lambda.DeleteFunction", lose)
+
+    deleted = hook.prune_versions(function, keep_latest=1)
+
+    assert deleted == ["1", "2"]
+    assert lose.attempts == 3  # version 1 (lost), its resend (not found), version 2
+    assert [v.version for v in hook.list_versions(function)] == ["3"]
