@@ -13,6 +13,8 @@ from dataclasses import MISSING, asdict, dataclass, field, replace
 from string import Formatter
 from typing import Any
 
+from bluegreen_provider.command_env import command_env_problems
+
 SLOT_NAMES = ("blue", "green")
 MAX_ROUTE53_WEIGHT = 255
 POST_PROMOTION_POLICIES = ("rollback", "notify", "off")
@@ -270,7 +272,12 @@ class HealthSpec:
 
 @dataclass(frozen=True)
 class MigrationSpec:
-    """Database migrations run before any traffic moves (story AC 9)."""
+    """Database migrations run before any traffic moves (story AC 9).
+
+    A ``command`` gets ``DATABASE_URL``, ``PGOPTIONS`` and a short allow-list of the worker's
+    variables, plus ``env`` (name → value) and the worker variables named in ``pass_env``; never the
+    worker's AWS credentials or Airflow's secrets (``bluegreen_provider.command_env``).
+    """
 
     conn_id: str
     folder: str | None = None
@@ -278,6 +285,8 @@ class MigrationSpec:
     lock_timeout_seconds: float = 60
     statement_timeout_seconds: float = 300
     deadline_seconds: float = 600
+    env: Mapping[str, str] | None = None
+    pass_env: Sequence[str] | None = None
 
 
 def _migration_problems(m: MigrationSpec) -> list[str]:
@@ -291,6 +300,9 @@ def _migration_problems(m: MigrationSpec) -> list[str]:
         p.extend(_source_problem("migrations.folder", m.folder))
     if m.command is not None and not isinstance(m.command, str):
         p.append(f"migrations.command must be a shell command, got {_show(m.command)}")
+    if (m.env or m.pass_env) and not m.command:
+        p.append("migrations: env and pass_env are for a command; SQL files run in the runner")
+    p += [f"migrations.{problem}" for problem in command_env_problems(m.env, m.pass_env)]
     for name in ("lock_timeout_seconds", "statement_timeout_seconds", "deadline_seconds"):
         p += _seconds_problem(f"migrations.{name}", getattr(m, name))
     return p

@@ -17,13 +17,16 @@ import signal
 import subprocess
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import closing, contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote, quote_plus
 
 from airflow.providers.postgres.hooks.postgres import PostgresHook
+
+from bluegreen_provider.command_env import command_env_problems, command_environment
 
 FILE_NAME = re.compile(r"^V(\d+)__([A-Za-z0-9]+(?:_[A-Za-z0-9]+)*)\.sql$")
 LOOKS_LIKE_MIGRATION = re.compile(r"(^[Vv]\d)|(\.sql$)", re.IGNORECASE)
@@ -31,6 +34,8 @@ TABLE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}(\.[A-Za-z_][A-Za-z0-9_]{0
 DEFAULT_LEDGER = "bluegreen_schema_migrations"
 QUERY_CANCELED, LOCK_NOT_AVAILABLE = "57014", "55P03"
 IN_TRANSACTION = 2  # libpq PQTRANS_INTRANS, same value in psycopg2 and psycopg 3
+
+MASKED = "***"
 
 
 class MigrationError(Exception):
@@ -116,6 +121,13 @@ def check_settings(
         raise MigrationConfigError("lock_key must not be empty")
 
 
+def check_command_env(env: Any, pass_env: Any) -> None:
+    """Refuse bad extra variables in one line, before anything connects or runs."""
+    problems = command_env_problems(env, pass_env)
+    if problems:
+        raise MigrationConfigError("; ".join(problems))
+
+
 def advisory_lock_key(lock_key: str) -> int:
     """Map a readable lock name to the signed 64-bit key ``pg_advisory_lock`` takes."""
     return int.from_bytes(hashlib.sha256(lock_key.encode()).digest()[:8], "big", signed=True)
@@ -140,6 +152,13 @@ def check_history(migrations: list[Migration], applied: dict[int, str]) -> list[
             "already is; renumber it above the highest applied version"
         )
     return pending
+
+
+def _min_masked_length() -> int:
+    """Airflow's shortest secret worth masking (``[logging] min_length_masked_secret``, 5 by default)."""
+    from airflow.sdk.configuration import conf
+
+    return conf.getint("logging", "min_length_masked_secret", fallback=5)
 
 
 def _sqlstate(exc: BaseException) -> str | None:
@@ -183,6 +202,7 @@ class MigrationsHook(PostgresHook):
         self.lock_timeout, self.statement_timeout = lock_timeout_seconds, statement_timeout_seconds
         self.deadline, self.applied_by = deadline_seconds, applied_by
         self.ledger_table = ledger_table
+        self._secrets: tuple[str, ...] = ()  # what the command's output is cleaned of (run_command)
         self._ledger_sql = ".".join(f'"{part}"' for part in ledger_table.split("."))
 
     # ------------------------------------------------------------------ read-only
@@ -262,23 +282,38 @@ class MigrationsHook(PostgresHook):
         return {"version": m.version, "description": m.description, "duration_ms": duration_ms}
 
     # ------------------------------------------------------------------ command mode
-    def run_command(self, command: str, cwd: str | None = None) -> dict[str, Any]:
+    def run_command(
+        self,
+        command: str,
+        cwd: str | None = None,
+        *,
+        env: Mapping[str, str | int] | None = None,
+        pass_env: Sequence[str] | None = None,
+    ) -> dict[str, Any]:
         """Run a project's own migration tool under the same lock and deadline.
 
-        The tool gets ``DATABASE_URL`` and, for libpq-based clients, ``PGOPTIONS`` carrying the
-        statement timeout. At the deadline its whole process group is killed.
+        The tool gets ``DATABASE_URL``, ``PGOPTIONS`` carrying the statement timeout (for libpq-based
+        clients), a short allow-list of the worker's variables, ``pass_env`` copied from the worker
+        and ``env`` as given; never the rest of the worker's environment (see ``command_environment``).
+        At the deadline its whole process group is killed. The connection's password is masked in
+        Airflow's logs and cut out of the output this hook logs and raises.
         """
-        if not command or not command.strip():
+        if not isinstance(command, str) or not command.strip():
             raise MigrationConfigError("command must be a non-empty shell command")
-        env = {**os.environ, "DATABASE_URL": self.database_url()}
-        timeout_ms = int(self.statement_timeout * 1000)
-        env["PGOPTIONS"] = f"{env.get('PGOPTIONS', '')} -c statement_timeout={timeout_ms}".strip()
+        check_command_env(env, pass_env)
+        database_url = self.database_url()
+        self._secrets = self._mask(database_url)
+        missing = [name for name in pass_env or () if name not in os.environ]
+        if missing:
+            self.log.warning("pass_env: not set on this worker, not passed: %s", ", ".join(missing))
+        child_env = command_environment(database_url, int(self.statement_timeout * 1000), env, pass_env or ())
         started = time.monotonic()
         with closing(self.get_conn()) as conn, self._deadline_watch(conn, started) as expired:
             lock_wait_ms = self._lock(conn, started, expired)
-            self.log.info("Running migration command: %s", command)
+            self.log.info("Running migration command: %s", self._redact(command))
+            self.log.info("Its environment: %s (values not shown)", ", ".join(sorted(child_env)))
             proc = subprocess.Popen(
-                command, shell=True, cwd=cwd, env=env, start_new_session=True,
+                command, shell=True, cwd=cwd, env=child_env, start_new_session=True,
                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, errors="replace",
             )  # fmt: skip
             tail: list[str] = []
@@ -301,9 +336,34 @@ class MigrationsHook(PostgresHook):
         return {"mode": "command", "applied": [], "skipped": [], "pending": [], "lock_wait_ms": lock_wait_ms,
                 "exit_code": code, "duration_ms": duration_ms}  # fmt: skip
 
+    def _mask(self, database_url: str) -> tuple[str, ...]:
+        """Register the URL and password with Airflow's secrets masker; return what ``_redact`` cuts.
+
+        Airflow masks a connection's password when it loads the connection, but not the URL built
+        from it (its password URL-quoted). The hook also redacts its own output, so a tool printing
+        its ``DATABASE_URL`` leaks it neither into a log nor into the error the run fails with.
+        Passwords shorter than Airflow's ``[logging] min_length_masked_secret`` are masked in the
+        URL only, as Airflow does (cutting "pw" out of every line would ruin the output).
+        """
+        from airflow.sdk.log import mask_secret
+
+        password = self.connection.password or ""
+        secrets = [database_url]
+        if len(password) >= _min_masked_length():
+            secrets += [password, quote(password, safe=""), quote_plus(password)]
+        for secret in secrets:
+            mask_secret(secret)
+        return tuple(sorted(set(secrets), key=len, reverse=True))
+
+    def _redact(self, text: str) -> str:
+        for secret in self._secrets:
+            text = text.replace(secret, MASKED)
+        return text
+
     def _stream(self, proc: subprocess.Popen[str], tail: list[str]) -> None:
         assert proc.stdout is not None
-        for line in proc.stdout:
+        for raw in proc.stdout:
+            line = self._redact(raw)
             self.log.info("| %s", line.rstrip())
             tail.append(line)
             del tail[:-20]

@@ -12,6 +12,7 @@ from bluegreen_provider.hooks.migrations import (
     DEFAULT_LEDGER,
     MigrationConfigError,
     MigrationsHook,
+    check_command_env,
     check_settings,
 )
 
@@ -31,7 +32,13 @@ class RunMigrationsOperator(BaseOperator):
     :param postgres_conn_id: Postgres connection of the application database.
     :param migrations_folder: folder of versioned SQL files; exclusive with ``command``.
     :param command: shell command of the project's tool (e.g. ``pnpm db:migrate``); it receives
-        ``DATABASE_URL``. Exclusive with ``migrations_folder``.
+        ``DATABASE_URL``, ``PGOPTIONS`` and a short allow-list of the worker's variables (``PATH``,
+        ``HOME``, ``LANG``, …; see ``command_environment``), never its AWS credentials or Airflow's
+        secrets. Exclusive with ``migrations_folder``.
+    :param env: extra variables for ``command``, name → value (templated; a secret belongs in a
+        template such as ``{{ conn.npm.password }}``, which Airflow masks in the logs).
+    :param pass_env: names of worker variables ``command`` also gets (templated), e.g.
+        ``["NODE_OPTIONS"]``; ``AIRFLOW__*``, ``AIRFLOW_CONN_*`` and ``AIRFLOW_VAR_*`` are refused.
     :param lock_key: advisory lock name; runs sharing it never migrate at once.
     :param lock_timeout_seconds: how long to wait for a run that holds the lock.
     :param statement_timeout_seconds: limit for each SQL statement.
@@ -40,7 +47,7 @@ class RunMigrationsOperator(BaseOperator):
     :param ledger_table: table recording applied versions.
     """
 
-    template_fields: Sequence[str] = ("postgres_conn_id", "migrations_folder", "command", "lock_key")
+    template_fields: Sequence[str] = ("postgres_conn_id", "migrations_folder", "command", "lock_key", "env", "pass_env")
     ui_color = "#d6eaf8"
 
     def __init__(
@@ -55,6 +62,8 @@ class RunMigrationsOperator(BaseOperator):
         deadline_seconds: float = 600,
         plan_only: bool = False,
         ledger_table: str = DEFAULT_LEDGER,
+        env: dict[str, str] | None = None,
+        pass_env: Sequence[str] | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -62,6 +71,9 @@ class RunMigrationsOperator(BaseOperator):
             raise ValueError("RunMigrationsOperator needs exactly one of migrations_folder or command")
         if plan_only and command is not None:
             raise ValueError("plan_only needs migrations_folder; a migration command cannot be planned")
+        if command is None and (env or pass_env):
+            raise ValueError("env and pass_env are for a migration command; SQL files run in the runner")
+        check_command_env(*_untemplated(env, pass_env))  # all of it again once rendered, before connecting
         check_settings(
             lock_key=lock_key,
             lock_timeout=lock_timeout_seconds,
@@ -78,6 +90,8 @@ class RunMigrationsOperator(BaseOperator):
         self.deadline_seconds = deadline_seconds
         self.plan_only = plan_only
         self.ledger_table = ledger_table
+        self.env = env
+        self.pass_env = pass_env
 
     def hook(self, applied_by: str) -> MigrationsHook:
         return MigrationsHook(
@@ -103,7 +117,24 @@ class RunMigrationsOperator(BaseOperator):
                 self.log.info("%d migration(s) pending; plan only, nothing applied", len(pending))
                 return {"mode": "plan", "applied": [], "skipped": [], "pending": pending, "lock_wait_ms": 0}
             if self.command is not None:
-                return hook.run_command(self.command)
+                return hook.run_command(self.command, env=self.env, pass_env=self.pass_env)
             return hook.migrate(self.migrations_folder or "")
         except MigrationConfigError as exc:
             raise AirflowFailException(str(exc)) from exc
+
+
+def _is_template(value: Any) -> bool:
+    return isinstance(value, str) and "{{" in value
+
+
+def _untemplated(env: Any, pass_env: Any) -> tuple[Any, Any]:
+    """What can be checked before rendering: names, and every value that is not a template."""
+    if isinstance(env, dict):
+        env = {name: "" if _is_template(value) else value for name, value in env.items()}
+    elif _is_template(env):
+        env = None
+    if _is_template(pass_env):
+        pass_env = None
+    elif isinstance(pass_env, list | tuple):
+        pass_env = [name for name in pass_env if not _is_template(name)]
+    return env, pass_env

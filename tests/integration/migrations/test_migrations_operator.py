@@ -90,3 +90,28 @@ def test_connection_and_folder_are_templated(db, lego_api_dir):
     op.render_template_fields({"params": {"conn": db.conn_id, "folder": str(lego_api_dir)}})
     assert [a["version"] for a in op.execute(context())["applied"]] == [1, 2, 3]
     assert db.exists("wishlist_items")
+
+
+def test_command_variables_are_templated_and_checked_once_rendered(db, tmp_path, monkeypatch, unreachable_conn):
+    monkeypatch.setenv("NODE_OPTIONS", "--max-old-space-size=256")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "canary-aws-secret-access-key")
+    dump = tmp_path / "env.txt"
+    with DAG("lego_api_blue_green", schedule=None, render_template_as_native_obj=True):
+        op = RunMigrationsOperator(
+            task_id="migrate",
+            postgres_conn_id=db.conn_id,
+            command=f'printf "%s|%s|%s" "$APP_MODE" "$NODE_OPTIONS" "$AWS_SECRET_ACCESS_KEY" > {dump}',
+            env={"APP_MODE": "{{ params.mode }}"},
+            pass_env="{{ params.names }}",
+        )
+    op.render_template_fields({"params": {"mode": "migrate", "names": ["NODE_OPTIONS"]}})
+    assert op.execute(context())["exit_code"] == 0
+    assert dump.read_text() == "migrate|--max-old-space-size=256|"
+
+    with DAG("lego_api_blue_green", schedule=None, render_template_as_native_obj=True):
+        bad = RunMigrationsOperator(
+            task_id="migrate", postgres_conn_id=unreachable_conn, command="true", pass_env="{{ params.names }}"
+        )
+    bad.render_template_fields({"params": {"names": ["AIRFLOW_CONN_AWS_DEFAULT"]}})
+    with pytest.raises(AirflowFailException, match=r"^pass_env: AIRFLOW_CONN_AWS_DEFAULT is Airflow's own setting"):
+        bad.execute(context())
