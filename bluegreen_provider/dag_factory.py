@@ -139,13 +139,23 @@ def deployment_dag(
     region_name: str | None = None,
     tags: list[str] | None = None,
     start_date: datetime | None = None,
+    stage_retries: int = 2,
+    stage_retry_delay: timedelta = timedelta(seconds=5),
     **dag_kwargs: Any,
 ) -> DAG:
     """The story's deployment DAG for the service described by ``config`` (a DeploymentSpec dict).
 
     The config is validated when the DAG file is parsed, so a typo fails in the DAG list, not at
     3 a.m. halfway through a rollout.
+
+    :param stage_retries: how often a stage is tried again after a crash: its process killed, its
+        worker lost, AWS unreachable past botocore's retries. Every stage is idempotent and reads
+        its truth back from AWS, so a retry picks up where the crash left it. Verdicts (a breach,
+        a refusal, a lost race) raise ``AirflowFailException`` and are never retried: they roll back.
+    :param stage_retry_delay: the pause before such a retry.
     """
+    if isinstance(stage_retries, bool) or not isinstance(stage_retries, int) or stage_retries < 0:
+        raise ValueError(f"stage_retries must be an int >= 0, got {stage_retries!r}")
     spec = DeploymentSpec.from_dict(config)
     REGISTERED_SERVICES[spec.service] = spec
     static = spec.to_dict()
@@ -157,7 +167,8 @@ def deployment_dag(
         "aws_conn_id": aws_conn_id,
         "region_name": region_name,
         "on_failure_callback": rollback_on_failure,
-        "retries": 0,
+        "retries": stage_retries,
+        "retry_delay": stage_retry_delay,
     }
     with DAG(
         dag_id=dag_id,
@@ -179,7 +190,8 @@ def deployment_dag(
             run_params=[*_RUN_PARAMS, "dry_run"],
             aws_conn_id=aws_conn_id,
             region_name=region_name,
-            retries=0,
+            retries=stage_retries,
+            retry_delay=stage_retry_delay,
         )
         stages: list[Any] = [DeployGreenOperator(task_id="deploy_green", **stage_args)]
         if spec.migrations:
@@ -195,7 +207,8 @@ def deployment_dag(
                     statement_timeout_seconds=m.statement_timeout_seconds,
                     deadline_seconds=m.deadline_seconds,
                     on_failure_callback=rollback_on_failure,
-                    retries=0,
+                    retries=stage_retries,
+                    retry_delay=stage_retry_delay,
                 )
             )
         stages.append(HealthCheckOperator(task_id="health_check", **stage_args))
@@ -212,10 +225,19 @@ def deployment_dag(
         )
         promote = ShiftWeightOperator(task_id="shift_100", candidate_pct=100, approval_task_id="approval", **stage_args)
         teardown = TeardownBlueOperator(
-            task_id="teardown_blue", aws_conn_id=aws_conn_id, region_name=region_name, retries=2
+            task_id="teardown_blue",
+            aws_conn_id=aws_conn_id,
+            region_name=region_name,
+            retries=max(2, stage_retries),
+            retry_delay=stage_retry_delay,
         )
         hold = HoldOperator(
-            task_id="hold", aws_conn_id=aws_conn_id, region_name=region_name, trigger_rule=TriggerRule.ALL_DONE
+            task_id="hold",
+            aws_conn_id=aws_conn_id,
+            region_name=region_name,
+            trigger_rule=TriggerRule.ALL_DONE,
+            retries=stage_retries,
+            retry_delay=stage_retry_delay,
         )
         rollback = RollbackOperator(
             task_id="rollback",

@@ -135,21 +135,52 @@ class AirflowStack:
         """Migrate, start the components and wait for the API; stops what it started if any step fails."""
         try:
             self.migrate()
-            logs = self.home / "logs"
             for component in COMPONENTS:
-                args = [sys.executable, "-m", "airflow", component]
-                if component == "api-server":
-                    args += ["--port", str(self.port), "--host", "127.0.0.1", "--workers", "1"]
-                with (logs / f"{component}.log").open("ab") as log:  # the child keeps its own copy
-                    self.processes[component] = subprocess.Popen(
-                        args, env=self.env(), stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-                    )
-                self.sessions.add(self.processes[component].pid)
+                self.spawn(component)
             self.wait_ready(timeout=timeout)
         except BaseException:
             self.stop()
             raise
         return self
+
+    def spawn(self, component: str, name: str | None = None) -> subprocess.Popen[bytes]:
+        """Start one component as ``name`` (default: the component), e.g. a second ``triggerer``.
+
+        Each runs in a session of its own, logging to ``logs/<name>.log`` (appended across restarts).
+        """
+        if component not in COMPONENTS:
+            raise ValueError(f"unknown Airflow component {component!r}; one of {COMPONENTS}")
+        name = name or component
+        running = self.processes.get(name)
+        if running is not None and running.poll() is None:
+            raise RuntimeError(f"airflow {name} is already running (pid {running.pid})")
+        args = [sys.executable, "-m", "airflow", component]
+        if component == "api-server":
+            args += ["--port", str(self.port), "--host", "127.0.0.1", "--workers", "1"]
+        logs = self.home / "logs"
+        logs.mkdir(parents=True, exist_ok=True)
+        with (logs / f"{name}.log").open("ab") as log:  # the child keeps its own copy
+            self.processes[name] = subprocess.Popen(
+                args, env=self.env(), stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            )
+        self.sessions.add(self.processes[name].pid)
+        return self.processes[name]
+
+    def kill(self, name: str) -> list[int]:
+        """``kill -9`` a running component and everything it started, as when its machine dies.
+
+        That is its whole session: a scheduler's executor workers and the task processes they run, a
+        triggerer's trigger runner. Returns the pids killed.
+        """
+        proc = self.processes[name]
+        if proc.poll() is not None:
+            raise RuntimeError(f"airflow {name} is not running")
+        pids = [proc.pid, *(pid for pid in session_processes({proc.pid}) if pid != proc.pid)]
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        proc.wait()
+        return pids
 
     def wait_ready(self, *, timeout: float) -> None:
         deadline = time.monotonic() + timeout

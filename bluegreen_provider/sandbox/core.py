@@ -33,7 +33,7 @@ from bluegreen_provider.sandbox import metrics, route53_rules, throttling, world
 from bluegreen_provider.sandbox.alarms import AlarmEvaluator
 from bluegreen_provider.sandbox.clients import ACCESS_KEY, REGION, SECRET_KEY, Clients
 from bluegreen_provider.sandbox.dns import ResolverPopulation, weights_of
-from bluegreen_provider.sandbox.faults import FaultPlan, FaultProxy, Injected
+from bluegreen_provider.sandbox.faults import FaultPlan, FaultProxy, Gate, Injected
 from bluegreen_provider.sandbox.health import HealthServer
 from bluegreen_provider.sandbox.health_checkers import CheckSpec, HealthCheckers, moto_checks, report
 from bluegreen_provider.sandbox.metrics import Bucket, PeriodAggregator, TrafficCounters
@@ -264,6 +264,12 @@ class Sandbox:
     def faults_injected(self) -> list[Injected]:
         """Every fault the proxy answered the deployment's calls with, oldest first (none without faults)."""
         return self._proxy.injected() if self._proxy is not None else []
+
+    def hold(self, service: str, operation: str, *, after_apply: bool = False, matching: str | None = None) -> Gate:
+        """Hold the deployment's next ``service`` ``operation`` call at the fault proxy (see :class:`Gate`)."""
+        if self._proxy is None:
+            raise RuntimeError("holding a call needs the fault proxy: Sandbox(faults=FaultPlan(share=0))")
+        return self._proxy.hold(service, operation, after_apply=after_apply, matching=matching)
 
     def fault_counts(self) -> dict[str, Any] | None:
         """Requests through the fault proxy and faults per kind, service and operation (None: no proxy)."""

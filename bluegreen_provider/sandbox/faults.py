@@ -16,6 +16,10 @@ RNG) answers instead with one of the :data:`KINDS`:
 
 Only clients given :attr:`FaultProxy.url` see faults; the sandbox's own clients (traffic router,
 metrics, seeding) keep talking to moto directly. Every fault is recorded (:meth:`FaultProxy.injected`).
+
+A :class:`Gate` (:meth:`FaultProxy.hold`) holds the next request of one operation, before moto applies
+it or after, until it is released: the moment a crash test kills the process that is waiting for
+that answer, as when a worker dies in the middle of an AWS call.
 """
 
 from __future__ import annotations
@@ -92,6 +96,35 @@ class FaultPlan:
 
     def applies_to(self, service: str, operation: str) -> bool:
         return (not self.services or service in self.services) and (not self.operations or operation in self.operations)
+
+
+@dataclass
+class Gate:
+    """Holds the next request of ``service`` ``operation`` until :meth:`release` (or ``limit_seconds``).
+
+    :param after_apply: hold it after moto applied it, before the answer (the caller cannot tell
+        whether its change landed); otherwise before it reaches moto.
+    :param matching: only a request whose body contains this text, e.g. a change batch's comment.
+    """
+
+    service: str
+    operation: str
+    after_apply: bool = False
+    matching: str | None = None
+    limit_seconds: float = 300.0
+    reached: threading.Event = field(default_factory=threading.Event)
+    released: threading.Event = field(default_factory=threading.Event)
+
+    def wait_reached(self, timeout: float) -> bool:
+        """Whether a request reached the gate within ``timeout`` seconds."""
+        return self.reached.wait(timeout)
+
+    def release(self) -> None:
+        self.released.set()
+
+    def _hold(self) -> None:
+        self.reached.set()
+        self.released.wait(self.limit_seconds)
 
 
 @dataclass(frozen=True)
@@ -252,6 +285,7 @@ class FaultProxy:
         self._host, self._port = host, port
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
+        self._gates: list[Gate] = []
 
     @property
     def url(self) -> str:
@@ -269,6 +303,10 @@ class FaultProxy:
         return self
 
     def stop(self) -> None:
+        with self._lock:
+            gates, self._gates = self._gates, []
+        for gate in gates:
+            gate.release()
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()
@@ -305,6 +343,33 @@ class FaultProxy:
             "by_service": _count(f.service for f in faults),
             "by_operation": _count(f"{f.service} {f.operation}" for f in faults),
         }
+
+    # holding -----------------------------------------------------------------------------------
+
+    def hold(
+        self,
+        service: str,
+        operation: str,
+        *,
+        after_apply: bool = False,
+        matching: str | None = None,
+        limit_seconds: float = 300.0,
+    ) -> Gate:
+        """Hold the next ``service`` ``operation`` request (with ``matching`` in its body) at a
+        :class:`Gate`; later ones pass."""
+        gate = Gate(SERVICE_ALIASES.get(service, service), operation, after_apply, matching, limit_seconds)
+        with self._lock:
+            self._gates.append(gate)
+        return gate
+
+    def _take_gate(self, service: str, operation: str, body: bytes) -> Gate | None:
+        with self._lock:
+            for gate in self._gates:
+                wanted = gate.matching is None or gate.matching.encode() in body
+                if (gate.service, gate.operation) == (service, operation) and wanted:
+                    self._gates.remove(gate)
+                    return gate
+        return None
 
     # deciding ----------------------------------------------------------------------------------
 
@@ -388,6 +453,9 @@ class _FaultHandler(BaseHTTPRequestHandler):
         operation = operation_of(service, self.command, self.path, self.headers, body)
         attempt = _SDK_ATTEMPT.search(self.headers.get("amz-sdk-request", "") or "")
         kind = self.proxy.decide(service, operation, int(attempt.group(1)) if attempt else 1)
+        gate = self.proxy._take_gate(service, operation, body)
+        if gate is not None and not gate.after_apply:
+            gate._hold()
         if kind == "drop":
             self.close_connection = True
             return
@@ -397,6 +465,8 @@ class _FaultHandler(BaseHTTPRequestHandler):
         if kind == "slow":
             time.sleep(self.proxy.plan.slow_seconds)  # the fault itself: a slow answer
         status, reason, headers, answer = self.proxy.forward(self.command, self.path, self.headers.items(), body)
+        if gate is not None and gate.after_apply:
+            gate._hold()
         if kind == "drop_applied":
             self.close_connection = True  # applied by moto; its answer never reaches the caller
             return
@@ -416,5 +486,11 @@ class _FaultHandler(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         self.wfile.write(body)
+
+    def handle(self) -> None:
+        try:
+            super().handle()
+        except (BrokenPipeError, ConnectionResetError):
+            self.close_connection = True  # the caller is gone, e.g. its process was killed at a gate
 
     do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = _handle

@@ -5,6 +5,7 @@ including a change batch whose answer is lost after it applied."""
 from __future__ import annotations
 
 import json
+import threading
 import time
 from collections.abc import Callable, Iterator
 
@@ -200,3 +201,44 @@ def test_a_health_check_created_while_its_answer_was_lost_is_created_once(sandbo
         direct.create_health_check(CallerReference="bluegreen-green-retry", HealthCheckConfig=config)
     assert info.value.response["Error"]["Code"] == "HealthCheckAlreadyExists"
     assert info.value.response["ResponseMetadata"]["HTTPStatusCode"] == 409
+
+
+def test_a_gate_holds_the_next_call_before_moto_until_released(sandbox: Sandbox, proxy) -> None:
+    through = proxy(share=0.0)
+    gate = through.hold("lambda", "UpdateAlias")
+    lam = client("lambda", through.url)
+    answers: list[dict] = []
+    caller = threading.Thread(
+        target=lambda: answers.append(
+            lam.update_alias(FunctionName="lego-api-moc", Name="production-blue", Description="held")
+        )
+    )
+    caller.start()
+    assert gate.wait_reached(10)
+    direct = client("lambda", sandbox.endpoint_url)
+    assert direct.get_alias(FunctionName="lego-api-moc", Name="production-blue").get("Description") != "held"
+    assert lam.get_alias(FunctionName="lego-api-moc", Name="production-blue")  # other calls pass meanwhile
+    gate.release()
+    caller.join(10)
+    assert answers and answers[0]["Description"] == "held"
+    assert direct.get_alias(FunctionName="lego-api-moc", Name="production-blue")["Description"] == "held"
+    second = lam.update_alias(FunctionName="lego-api-moc", Name="production-blue", Description="again")
+    assert second["Description"] == "again"  # a gate holds one call only
+
+
+def test_a_gate_after_apply_holds_the_answer_of_a_change_that_landed(sandbox: Sandbox, proxy) -> None:
+    through = proxy(share=0.0)
+    gate = through.hold("lambda", "UpdateAlias", after_apply=True)
+    lam = client("lambda", through.url)
+    caller = threading.Thread(
+        target=lambda: lam.update_alias(FunctionName="lego-api-moc", Name="production-blue", Description="landed"),
+        daemon=True,
+    )
+    caller.start()
+    assert gate.wait_reached(10)
+    direct = client("lambda", sandbox.endpoint_url)
+    assert direct.get_alias(FunctionName="lego-api-moc", Name="production-blue")["Description"] == "landed"
+    assert caller.is_alive()  # its caller still waits for the answer
+    gate.release()
+    caller.join(10)
+    assert not caller.is_alive()
