@@ -59,6 +59,27 @@ def test_dag_files_import_without_errors_and_make_no_aws_calls(monkeypatch, airf
     assert {"shift_100", "approval", "hold", "soak_10"} <= rollback.upstream_task_ids
     assert "teardown_blue" not in rollback.upstream_task_ids
     assert deploy.max_active_runs == 1
+    # Every stage is retried after a crash (a killed process, a lost worker); verdicts fail at once.
+    stages = {t.task_id: t.retries for t in deploy.tasks if t.task_id != "rollback"}
+    assert stages == dict.fromkeys(stages, 2), stages
+    assert rollback.retries == 3
+
+
+def test_stage_retries_must_be_a_count():
+    import pytest
+
+    from bluegreen_provider.dag_factory import deployment_dag
+
+    sys.path.insert(0, str(REPO / "dags"))
+    try:
+        from lego_api_service import lego_api
+    finally:
+        sys.path.remove(str(REPO / "dags"))
+    for bad in (-1, True, 1.5):
+        with pytest.raises(ValueError, match="stage_retries must be an int >= 0"):
+            deployment_dag("retries", lego_api(), stage_retries=bad)
+    dag = deployment_dag("retries", lego_api(), stage_retries=0)
+    assert {t.retries for t in dag.tasks if t.task_id not in ("rollback", "teardown_blue")} == {0}
 
 
 def test_a_bad_service_config_fails_at_parse_time_with_every_problem():
