@@ -18,21 +18,19 @@ not in the whole-suite run of ``make test``.
 
 from __future__ import annotations
 
-import functools
-import json
 import os
 import platform
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import pytest
 
+from tests.e2e.aws_state import read_aws_state
+
 CHAOS_DIR = Path(__file__).resolve().parent
 RESULTS_FILE = CHAOS_DIR / "RESULTS.md"
-REGION = "us-east-1"
 
 
 @dataclass
@@ -143,70 +141,6 @@ def report_lost_deployment(request: pytest.FixtureRequest) -> Callable[[str], No
 
 
 # -- the moto state, to compare exactly -------------------------------------------------------------
-def _pages(client: Any, operation: str, key: str, **kwargs: Any) -> list[Any]:
-    found: list[Any] = []
-    for page in client.get_paginator(operation).paginate(**kwargs):
-        found += page.get(key, [])
-    return found
-
-
-@functools.cache
-def _client(service: str) -> Any:
-    """One boto3 client per service for reading moto back (moto answers whichever mock is active)."""
-    import boto3
-
-    return boto3.client(service, region_name=REGION)
-
-
-def read_aws_state() -> bytes:
-    """Everything the deployment stages could change in moto, as canonical JSON bytes.
-
-    Route53: zones, every record set (the state TXT record among them), zone tags, health checks
-    and their tags, committed change batches; Lambda: functions, versions, aliases, tags; CloudWatch:
-    alarms, with their state and when it last changed; S3 buckets and objects.
-    """
-    from bluegreen_provider.sandbox.route53_rules import CHANGES
-
-    route53, lambdas, cloudwatch, s3 = (_client(s) for s in ("route53", "lambda", "cloudwatch", "s3"))
-    zones = []
-    for zone in _pages(route53, "list_hosted_zones", "HostedZones"):
-        zone_id = zone["Id"].rsplit("/", 1)[-1]
-        tags = route53.list_tags_for_resource(ResourceType="hostedzone", ResourceId=zone_id)["ResourceTagSet"]
-        zones.append(
-            {
-                "zone": zone,
-                "records": _pages(route53, "list_resource_record_sets", "ResourceRecordSets", HostedZoneId=zone_id),
-                "tags": tags.get("Tags", []),
-                "change_batches": len(CHANGES.zone(zone_id)),
-            }
-        )
-    checks = _pages(route53, "list_health_checks", "HealthChecks")
-    check_tags = [
-        route53.list_tags_for_resource(ResourceType="healthcheck", ResourceId=c["Id"])["ResourceTagSet"].get("Tags")
-        for c in checks
-    ]
-    functions = []
-    for fn in _pages(lambdas, "list_functions", "Functions"):
-        name = fn["FunctionName"]
-        functions.append(
-            {
-                "function": fn,
-                "versions": _pages(lambdas, "list_versions_by_function", "Versions", FunctionName=name),
-                "aliases": _pages(lambdas, "list_aliases", "Aliases", FunctionName=name),
-                "tags": lambdas.list_tags(Resource=fn["FunctionArn"]).get("Tags", {}),
-            }
-        )
-    alarms = cloudwatch.describe_alarms()
-    buckets = [b["Name"] for b in s3.list_buckets().get("Buckets", [])]
-    state = {
-        "route53": {"zones": zones, "health_checks": checks, "health_check_tags": check_tags},
-        "lambda": functions,
-        "cloudwatch": alarms.get("MetricAlarms", []) + alarms.get("CompositeAlarms", []),
-        "s3": {b: _pages(s3, "list_objects_v2", "Contents", Bucket=b) for b in buckets},
-    }
-    return json.dumps(state, sort_keys=True, default=str).encode()
-
-
 @pytest.fixture(scope="session")
 def aws_state() -> Callable[[], bytes]:
     """``aws_state()``: the whole moto state the stages could change, as bytes (compare before/after)."""
