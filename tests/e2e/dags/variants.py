@@ -34,3 +34,14 @@ quick_health = deployment_dag(
 )
 
 no_alarms = deployment_dag("e2e_no_alarms", {**LEGO_API, "service": "lego-api-no-alarms", "alarms": []})
+
+# Command-mode migrations whose tool prints the environment it was given and its DATABASE_URL, then
+# fails: tests/chaos/test_secrets.py reads both back from the task log and the stage's error.
+command_migrations = deployment_dag(
+    "e2e_command_migrations",
+    {
+        **LEGO_API,
+        "service": "lego-api-command-migrations",
+        "migrations": {"conn_id": "lego_db", "command": 'env; echo "url=$DATABASE_URL"; exit 3'},
+    },
+)
