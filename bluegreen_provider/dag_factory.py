@@ -202,6 +202,8 @@ def deployment_dag(
                     postgres_conn_id=m.conn_id,
                     migrations_folder=m.folder,
                     command=m.command,
+                    env=dict(m.env) if m.env else None,
+                    pass_env=list(m.pass_env) if m.pass_env else None,
                     lock_key=f"bluegreen:{spec.service}",
                     lock_timeout_seconds=m.lock_timeout_seconds,
                     statement_timeout_seconds=m.statement_timeout_seconds,

@@ -104,3 +104,22 @@ def test_a_bad_service_config_fails_at_parse_time_with_every_problem():
     assert "give exactly one of zip_file" in message
     assert "weights must strictly increase" in message
     assert "error_rate_threshold_pct must be in (0, 100]" in message
+
+
+def test_a_migration_command_gets_the_variables_its_config_names():
+    from bluegreen_provider.dag_factory import deployment_dag
+
+    sys.path.insert(0, str(REPO / "dags"))
+    try:
+        from lego_api_service import lego_api
+    finally:
+        sys.path.remove(str(REPO / "dags"))
+    config = lego_api()
+    config["migrations"] = {
+        "conn_id": "lego_db",
+        "command": "alembic upgrade head",
+        "env": {"ALEMBIC_CONFIG": "/srv/alembic.ini"},
+        "pass_env": ["SERVICE_REGION"],
+    }
+    task = deployment_dag("command_env", config).task_dict["run_migrations"]
+    assert task.env == {"ALEMBIC_CONFIG": "/srv/alembic.ini"} and list(task.pass_env) == ["SERVICE_REGION"]
