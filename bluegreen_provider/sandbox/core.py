@@ -232,6 +232,10 @@ class Sandbox:
         """The deployment package of demo release ``name`` (``v1``, ``v2``, ``bad``, ``unhealthy``)."""
         return self.catalog.write_zip(name, self.state_dir / "releases")
 
+    def release_build(self, base: str, build: int) -> Path:
+        """The package of a new build of release ``base`` (see :meth:`ReleaseCatalog.add_build`)."""
+        return self.catalog.write_zip(self.catalog.add_build(base, build).name, self.state_dir / "releases")
+
     def release_sha256(self, name: str) -> str:
         """The CodeSha256 Lambda reports for release ``name``."""
         return self.catalog[name].sha256

@@ -85,6 +85,21 @@ class ReleaseCatalog:
             raise KeyError(f"unknown release {name!r}; known: {', '.join(RELEASE_NAMES)}")
         return self._by_name[name]
 
+    def add_build(self, base: str, build: int) -> Release:
+        """A new build of release ``base`` named ``<base>+<build>``: the same handler, its own CodeSha256.
+
+        Each is a release Lambda has not seen, as every real build is; the traffic runs it as ``base``.
+        """
+        if isinstance(build, bool) or not isinstance(build, int) or build < 1:
+            raise ValueError(f"build must be an int >= 1, got {build!r}")
+        name = f"{self[base].name}+{build}"
+        if name not in self._by_name:
+            data = build_zip(handler_source(base) + f"\n# build {build}\n".encode())
+            release = Release(name, data, code_sha256(data), load_handler(name, data))
+            self._by_name[name] = release
+            self._by_sha[release.sha256] = release
+        return self._by_name[name]
+
     def by_sha(self, sha256: str) -> Release | None:
         return self._by_sha.get(sha256)
 

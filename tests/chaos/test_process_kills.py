@@ -113,7 +113,6 @@ FAST_CASES = {"task at deploy_green", "triggerer at soak_10 (deferred)"}
 def world(tmp_path_factory) -> Iterator[World]:
     settings = {"faults": FaultPlan(share=0.0), "propagation_seconds": PROPAGATION_SECONDS}
     with airflow_world(tmp_path_factory.mktemp("kills"), sandbox_settings=settings, airflow_env=KILL_ENV) as started:
-        started.sandbox.release_zip("v1")
         yield started
 
 
@@ -173,6 +172,14 @@ def kill(world: World, case: Kill, run_id: str) -> None:
 
 
 _TRIGGERER_NAMES: dict[int, str] = {}
+_BUILDS: dict[int, int] = {}
+
+
+def next_build(world: World) -> int:
+    """A build number not deployed yet in this world."""
+    key = id(world)
+    _BUILDS[key] = _BUILDS.get(key, 0) + 1
+    return _BUILDS[key]
 
 
 def trigger_holder(world: World, run_id: str, task_id: str) -> str:
@@ -268,13 +275,9 @@ def test_a_killed_process_leaves_the_run_to_end_as_without_the_kill(world: World
         dag_ready(world)
         no_run_active(world)
         live, candidate = live_and_candidate(sandbox.weights())
-        serving = sandbox.clients()("lambda").get_alias(FunctionName=FUNCTIONS[0], Name=f"production-{live}")
-        live_code = sandbox.clients()("lambda").get_function(
-            FunctionName=FUNCTIONS[0], Qualifier=serving["FunctionVersion"]
-        )["Configuration"]["CodeSha256"]
-        release = "v1" if live_code == sandbox.release_sha256("v2") else "v2"
+        release = next_build(world)  # code neither slot runs: deploy_green has work to do
         world.artifact.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(sandbox.state_dir / "releases" / f"{release}.zip", world.artifact)
+        shutil.copyfile(sandbox.release_build("v2", release), world.artifact)
         changes_before = len(sandbox.route53_changes())
         if case.second_triggerer:
             _TRIGGERER_NAMES.setdefault(start_triggerer(world, "triggerer-2"), "triggerer-2")
@@ -356,7 +359,7 @@ def test_a_killed_process_leaves_the_run_to_end_as_without_the_kill(world: World
         for fn in FUNCTIONS:
             version = lam.get_alias(FunctionName=fn, Name=f"production-{candidate}")["FunctionVersion"]
             code = lam.get_function(FunctionName=fn, Qualifier=version)["Configuration"]["CodeSha256"]
-            assert code == sandbox.release_sha256(release), fn
+            assert code == sandbox.release_sha256(f"v2+{release}"), fn
         print(f"\n{case.name}: {case.stage} tries {tries}; {len(changes)} Route53 changes; generations {written}")
     except BaseException:
         print_diagnosis(airflow.home)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import zipfile
 from pathlib import Path
 
+import pytest
+
 from bluegreen_provider.sandbox.releases import RELEASE_NAMES, ReleaseCatalog, build_zip, code_sha256, handler_source
 from bluegreen_provider.sandbox.runtime import invoke
 
@@ -48,3 +50,19 @@ def test_good_and_unhealthy_releases() -> None:
         assert all(_run(catalog, name, "/api/gallery", f"r{n}").status == 200 for n in range(200))
     assert _run(catalog, "unhealthy", "/health", "h").status == 503
     assert _run(catalog, "unhealthy", "/api/profile", "r").status == 200
+
+
+def test_a_new_build_has_its_own_code_and_behaves_as_its_base(tmp_path: Path) -> None:
+    catalog = ReleaseCatalog()
+    build = catalog.add_build("bad", 3)
+    assert build.name == "bad+3" and catalog.add_build("bad", 3) is build
+    assert build.sha256 not in {catalog[name].sha256 for name in RELEASE_NAMES}
+    assert catalog.by_sha(build.sha256) is build and catalog.add_build("bad", 4).sha256 != build.sha256
+    base = [_run(catalog, "bad", "/api/mocs", f"7-{n:09d}").status for n in range(200)]
+    assert [_run(catalog, "bad+3", "/api/mocs", f"7-{n:09d}").status for n in range(200)] == base
+    assert code_sha256(catalog.write_zip("bad+3", tmp_path).read_bytes()) == build.sha256
+    for bad in (0, True, "2"):
+        with pytest.raises(ValueError, match="build must be an int >= 1"):
+            catalog.add_build("v2", bad)
+    with pytest.raises(KeyError, match="unknown release"):
+        catalog.add_build("v9", 1)
