@@ -39,7 +39,7 @@ MASKED = "***"
 
 
 class MigrationError(Exception):
-    """A migration run failed; retrying may help (lock busy, deadline, SQL error)."""
+    """A migration run failed (see :func:`is_transient` for whether a retry may help)."""
 
 
 class MigrationConfigError(MigrationError, ValueError):
@@ -52,6 +52,31 @@ class MigrationLockTimeout(MigrationError):
 
 class MigrationTimeout(MigrationError):
     """A statement or the whole run exceeded its time limit; the migration in progress rolled back."""
+
+
+# SQLSTATE classes of a failure that may pass: connection lost, too many connections, server
+# shutting down, a lock or serialization conflict with another session.
+_TRANSIENT_SQLSTATES = ("08", "53", "57P", "40", LOCK_NOT_AVAILABLE)
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Whether a failed migration run may pass when tried again.
+
+    The lock being busy, the connection lost or the server restarting: yes. A migration's SQL
+    failing, a command exiting non-zero, a deadline, a changed history: no, the same input fails again.
+    """
+    if isinstance(exc, MigrationLockTimeout):
+        return True
+    if isinstance(exc, MigrationConfigError | MigrationTimeout):
+        return False
+    cause = exc.__cause__ if isinstance(exc, MigrationError) else exc
+    if cause is None:
+        return False
+    state = _sqlstate(cause)
+    if state:
+        return state.startswith(_TRANSIENT_SQLSTATES)
+    # No SQLSTATE: the driver lost the server before it answered (OperationalError, InterfaceError).
+    return type(cause).__name__ in ("OperationalError", "InterfaceError")
 
 
 @dataclass(frozen=True)

@@ -10,10 +10,11 @@ from airflow.sdk.exceptions import AirflowFailException
 
 from bluegreen_provider.hooks.migrations import (
     DEFAULT_LEDGER,
-    MigrationConfigError,
+    MigrationError,
     MigrationsHook,
     check_command_env,
     check_settings,
+    is_transient,
 )
 
 if TYPE_CHECKING:
@@ -119,7 +120,9 @@ class RunMigrationsOperator(BaseOperator):
             if self.command is not None:
                 return hook.run_command(self.command, env=self.env, pass_env=self.pass_env)
             return hook.migrate(self.migrations_folder or "")
-        except MigrationConfigError as exc:
+        except MigrationError as exc:
+            if is_transient(exc):
+                raise  # the stage's retries try again: the lock was busy, the connection lost
             raise AirflowFailException(str(exc)) from exc
 
 

@@ -115,3 +115,20 @@ def test_command_variables_are_templated_and_checked_once_rendered(db, tmp_path,
     bad.render_template_fields({"params": {"names": ["AIRFLOW_CONN_AWS_DEFAULT"]}})
     with pytest.raises(AirflowFailException, match=r"^pass_env: AIRFLOW_CONN_AWS_DEFAULT is Airflow's own setting"):
         bad.execute(context())
+
+
+def test_a_failing_migration_is_a_verdict_not_retried(db, fixtures_dir):
+    # The same SQL fails again on every try: the stage fails at once and the rollback follows.
+    with pytest.raises(AirflowFailException, match="failed and was rolled back"):
+        operator(migrations_folder=str(fixtures_dir / "failing")).execute(context())
+    with pytest.raises(AirflowFailException, match="exited with code 3"):
+        operator(command="exit 3").execute(context())
+
+
+def test_an_unreachable_database_is_retried(db, unreachable_conn, fixtures_dir):
+    # The server may be back on the next try: a plain error, which the stage's retries take.
+    op = operator(migrations_folder=str(fixtures_dir / "basic"))
+    op.postgres_conn_id = unreachable_conn
+    with pytest.raises(Exception) as err:
+        op.execute(context())
+    assert not isinstance(err.value, AirflowFailException), err.value
