@@ -57,10 +57,9 @@ MIGRATION_GATE_LOCK = 4242  # a test-only migration waits for this advisory lock
 KILL_ENV = {
     # A dead triggerer's triggers move to a live one once its heartbeat is this old (default 30 s).
     "AIRFLOW__TRIGGERER__TRIGGERER_HEALTH_CHECK_THRESHOLD": "10",
-    # A task whose worker died with the scheduler fails (and is retried) after this long without a
-    # heartbeat (default 300 s).
-    "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": "30",
-    "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT_DETECTION_INTERVAL": "5",
+    # A task whose worker died with the scheduler is reset by the next scheduler's check for orphans
+    # (every 300 s by default), once the dead scheduler's heartbeat is 30 s old, and then runs again.
+    "AIRFLOW__SCHEDULER__ORPHANED_TASKS_CHECK_INTERVAL": "15",
 }
 # Where each stage is held for a kill of the process running it: an AWS call (service, operation, a
 # text of its request), or the migration lock.
