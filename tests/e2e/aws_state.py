@@ -195,19 +195,21 @@ def assert_changed_only(before: bytes, after: bytes, *allowed: str, why: str = "
 
 # -- the e2e sandbox --------------------------------------------------------------------------------
 def settled_aws_state(sandbox: Sandbox) -> bytes:
-    """The sandbox's moto state once its alarms have been evaluated (they start INSUFFICIENT_DATA and
-    the sandbox's evaluator, not a deployment, moves them to OK at its next flush)."""
-    sandbox.wait_for_flushes(2)
+    """The sandbox's moto state once its alarms have been evaluated: they start INSUFFICIENT_DATA, and
+    the sandbox's evaluator (not a deployment) moves them to OK at its first flush."""
+    if sandbox.flushes == 0:
+        sandbox.wait_for_flushes(1)
     return read_aws_state(sandbox.clients())
 
 
 def sandbox_aws_state(sandbox: Sandbox) -> bytes:
+    """The sandbox's moto state now, as :func:`read_aws_state` bytes."""
     return read_aws_state(sandbox.clients())
 
 
 def state_history(sandbox: Sandbox) -> list[DeploymentState | None]:
-    """The deployment state record after each committed change batch to the zone, oldest first
-    (read from moto's Route53 change history: what each transition wrote, not what a task reported)."""
+    """The deployment state record after each committed change batch to the zone, oldest first (None
+    before the first deployment): what each transition wrote, read from moto's Route53 change history."""
     from bluegreen_provider.sandbox.route53_rules import CHANGES
 
     found: list[DeploymentState | None] = []
@@ -216,3 +218,56 @@ def state_history(sandbox: Sandbox) -> list[DeploymentState | None]:
         text = decode_txt(" ".join(v["Value"] for v in txt[0]["ResourceRecords"])) if txt else None
         found.append(DeploymentState.from_json(text) if text else None)
     return found
+
+
+# -- what a deployment of the story's service may change (paths of diff_aws_state) ------------------
+ZONE = "route53/zones/lego-mocs.com. *"
+STATE_RECORD = f"{ZONE}/records/_bluegreen.api.lego-mocs.com. TXT"
+CHANGE_BATCHES = f"{ZONE}/change_batches"
+# What every state transition changes in the zone: the state record (the first one creates it, so
+# the zone counts one record more; later ones rewrite its value) and the count of committed batches.
+STATE_CHANGES = (STATE_RECORD, f"{STATE_RECORD}/*", f"{ZONE}/zone/ResourceRecordSetCount", CHANGE_BATCHES)
+# Alarm states move with the traffic's errors, by the sandbox's evaluator as by CloudWatch; a
+# deployment only reads alarms, so their definitions never change.
+ALARM_STATES = "cloudwatch/*/State*"
+
+
+def weighted_set(slot: str, field: str = "*") -> str:
+    """The path of one weighted set of api.lego-mocs.com (or of one of its fields)."""
+    return f"{ZONE}/records/api.lego-mocs.com. A {slot}/{field}"
+
+
+def lego_zone(state: bytes | Mapping[str, Any]) -> dict[str, Any]:
+    """The lego-mocs.com zone's entry of a state read by :func:`read_aws_state`."""
+    zones = [z for key, z in aws_state_tree(state)["route53"]["zones"].items() if key.startswith("lego-mocs.com. ")]
+    assert len(zones) == 1, zones
+    return zones[0]
+
+
+def weighted_sets(state: bytes | Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """Set identifier -> the weighted set of api.lego-mocs.com, as moto lists it."""
+    return {
+        r["SetIdentifier"]: r
+        for r in lego_zone(state)["records"].values()
+        if r["Name"] == "api.lego-mocs.com." and r["Type"] == "A" and "SetIdentifier" in r
+    }
+
+
+def released_paths(after: bytes | Mapping[str, Any], alias: str) -> list[str]:
+    """What releasing into ``alias`` may change per function: ``$LATEST`` (the code uploaded), the
+    alias, and the version the alias now serves (added if it was published)."""
+    paths = []
+    for fn, entry in aws_state_tree(after)["lambda"].items():
+        version = entry["aliases"][alias]["FunctionVersion"]
+        paths += [
+            f"lambda/{fn}/function/*",
+            f"lambda/{fn}/versions/$LATEST/*",
+            f"lambda/{fn}/versions/{version}",
+            f"lambda/{fn}/aliases/{alias}/*",
+        ]
+    return paths
+
+
+def health_check_paths(state: DeploymentState) -> list[str]:
+    """The Route53 health checks the deployment state records (created by the health stage)."""
+    return [f"route53/health_checks/{check}" for check in state.health_checks.values()]
