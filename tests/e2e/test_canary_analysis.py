@@ -14,6 +14,17 @@ import pytest
 
 from bluegreen_provider.localrun import xcom
 
+from .aws_state import (
+    ALARM_STATES,
+    STATE_CHANGES,
+    assert_changed_only,
+    health_check_paths,
+    released_paths,
+    sandbox_aws_state,
+    settled_aws_state,
+    weighted_set,
+    weighted_sets,
+)
 from .conftest import E2E_DAGS, deployment_state
 
 pytestmark = pytest.mark.e2e
@@ -29,13 +40,37 @@ AWS_SCALED = {
 AWS_RUN = {"metrics_period_seconds": 5, "metrics_lag_seconds": 2}
 
 
+GREEN = "production-green"
+
+
 def change_for(sandbox, weights: dict[str, int]) -> dict:
     """The first committed Route53 change that left the record at ``weights``."""
     return next(c for c in sandbox.route53_changes() if c["weights"] == weights)
 
 
+def split_and_checks(state: bytes) -> dict[str, tuple[int, str | None]]:
+    """Set identifier -> (weight, health check on the set) of api.lego-mocs.com, read from moto."""
+    return {s: (int(r["Weight"]), r.get("HealthCheckId")) for s, r in weighted_sets(state).items()}
+
+
+def assert_only_candidate_changed(before: bytes, after: bytes, state, *more: str, why: str) -> None:
+    """Beside ``more``, only the state record, green's release and the health check the state
+    records changed; alarm states move with the traffic's errors (the sandbox's evaluator)."""
+    assert_changed_only(
+        before,
+        after,
+        *STATE_CHANGES,
+        ALARM_STATES,
+        *health_check_paths(state),
+        *released_paths(after, GREEN),
+        *more,
+        why=why,
+    )
+
+
 @pytest.mark.sandbox(**AWS_SCALED, propagation_seconds=30)
 def test_breach_while_route53_propagates_rolls_back_before_insync(deploy, sandbox):
+    before = settled_aws_state(sandbox)
     result = deploy("bad", **AWS_RUN)
 
     assert result.state == "failed"
@@ -55,14 +90,20 @@ def test_breach_while_route53_propagates_rolls_back_before_insync(deploy, sandbo
     )
     state = deployment_state(sandbox)
     assert (state.phase, state.split) == ("rolled_back", {"blue": 100, "green": 0}), state
-    assert state.reason.startswith("shift_10 failed"), state.reason
-    assert sandbox.weights() == {"blue": 100, "green": 0}
+    assert state.reason.startswith(
+        f"shift_10 failed: shift_10: breach while Route53 propagated the change ({verdict['rule']})"
+    ), state.reason
+    after = sandbox_aws_state(sandbox)
+    assert_only_candidate_changed(before, after, state, why="a rollback mid-propagation left AWS changed")
+    # 100/0 again, and the check the 10 % batch put on green's set detached by the rollback's batch.
+    assert split_and_checks(after) == {"blue": (100, None), "green": (0, None)}
 
 
 @pytest.mark.sandbox(**{**AWS_SCALED, "metrics_lag_seconds": 10}, propagation_seconds=1)
 def test_soak_judges_the_datapoints_that_arrive_after_its_clock_ends(deploy, sandbox):
     # The soak's clock (4 s) ends before any datapoint of the bad release is published (10 s lag):
     # judged at its wall-clock end it would pass, with nothing seen. The verdict waits for the data.
+    before = settled_aws_state(sandbox)
     result = deploy("bad", metrics_period_seconds=5, metrics_lag_seconds=10)
 
     assert result.state == "failed"
@@ -73,8 +114,12 @@ def test_soak_judges_the_datapoints_that_arrive_after_its_clock_ends(deploy, san
     shift = result.xcom("shift_10")
     clock_end = datetime.fromisoformat(shift["insync_at"]) + timedelta(seconds=4)
     assert datetime.fromisoformat(verdict["detected_at"]) > clock_end, (verdict["detected_at"], shift["insync_at"])
-    assert deployment_state(sandbox).phase == "rolled_back"
-    assert sandbox.weights() == {"blue": 100, "green": 0}
+    state = deployment_state(sandbox)
+    assert (state.phase, state.split) == ("rolled_back", {"blue": 100, "green": 0}), state
+    assert state.reason.startswith(f"soak_10 failed: soak at 10 % breached ({verdict['rule']})"), state.reason
+    after = sandbox_aws_state(sandbox)
+    assert_only_candidate_changed(before, after, state, why="a rolled-back soak left AWS changed")
+    assert split_and_checks(after) == {"blue": (100, None), "green": (0, None)}
 
 
 def test_alarm_after_promotion_rolls_back_to_the_retained_slot(deploy, sandbox):
@@ -91,6 +136,7 @@ def test_alarm_after_promotion_rolls_back_to_the_retained_slot(deploy, sandbox):
                 return
             time.sleep(0.5)
 
+    before = settled_aws_state(sandbox)
     watcher = threading.Thread(target=fire_after_promotion, daemon=True)
     watcher.start()
     result = deploy("v2", retention_seconds=120)
@@ -106,11 +152,27 @@ def test_alarm_after_promotion_rolls_back_to_the_retained_slot(deploy, sandbox):
     assert rolled["live"] == "blue" and rolled["split_after"] == {"blue": 100, "green": 0}, rolled
     state = deployment_state(sandbox)
     assert (state.phase, state.live, state.split) == ("aborted", "blue", {"blue": 100, "green": 0}), state
-    assert state.retained is None and state.reason.startswith("post-promotion guard"), state
-    assert sandbox.weights() == {"blue": 100, "green": 0}
+    assert state.retained is None, state
+    assert state.reason.startswith(
+        "post-promotion guard: alarm after promotion: alarm lego-api-gateway-5xx-errors in ALARM"
+    ), state.reason
+    after = sandbox_aws_state(sandbox)
+    # Back on the retained blue (its aliases never moved); green keeps the release at weight 0, and
+    # only the alarm this test forced changed state.
+    assert_changed_only(
+        before,
+        after,
+        *STATE_CHANGES,
+        "cloudwatch/lego-api-gateway-5xx-errors/State*",
+        *health_check_paths(state),
+        *released_paths(after, GREEN),
+        why="the post-promotion rollback left AWS changed beyond the state record and green's release",
+    )
+    assert split_and_checks(after) == {"blue": (100, None), "green": (0, None)}
 
 
 def test_service_wide_errors_hold_the_step_instead_of_blaming_the_candidate(deploy, sandbox):
+    before = settled_aws_state(sandbox)
     sandbox.inject_errors(0.25)  # a failing dependency behind both slots, before and during the canary
     try:
         result = deploy("v2", dag_file=E2E_DAGS / "variants.py", dag_name="no_alarms")
@@ -121,9 +183,22 @@ def test_service_wide_errors_hold_the_step_instead_of_blaming_the_candidate(depl
     assert result.states["soak_10"] == "skipped", result.states
     assert result.states["hold"] == "failed"
     verdict = xcom(result.dag_id, result.run_id, "soak_10", key="verdict")
-    assert verdict["status"] == "degraded" and "live is degraded too" in verdict["message"], verdict
+    # No rule blames the candidate: both slots are above the threshold and green is not worse.
+    assert (verdict["status"], verdict["rule"]) == ("degraded", None), verdict
+    assert "live is degraded too" in verdict["message"], verdict
     # Held at the declared step: the rollback teardown keeps the split.
     state = deployment_state(sandbox)
     assert (state.phase, state.split) == ("held", {"blue": 90, "green": 10}), state
-    assert "live is degraded too" in state.reason
-    assert sandbox.weights() == {"blue": 90, "green": 10}
+    assert state.reason.startswith("held at 10 %: live is degraded too"), state.reason
+    after = sandbox_aws_state(sandbox)
+    assert_only_candidate_changed(
+        before,
+        after,
+        state,
+        weighted_set("blue", "Weight"),
+        weighted_set("green", "Weight"),
+        weighted_set("green", "HealthCheckId"),
+        why="a held step left AWS changed beyond its split, state record and green's release",
+    )
+    # At the canary split green's set carries the check the state records; blue has none.
+    assert split_and_checks(after) == {"blue": (90, None), "green": (10, state.health_checks["green"])}
