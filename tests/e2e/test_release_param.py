@@ -7,6 +7,17 @@ import shutil
 import pytest
 from airflow.sdk.serde import deserialize
 
+from .aws_state import (
+    STATE_CHANGES,
+    assert_changed_only,
+    aws_state_tree,
+    health_check_paths,
+    released_paths,
+    sandbox_aws_state,
+    settled_aws_state,
+    weighted_set,
+    weighted_sets,
+)
 from .conftest import deployment_state
 
 pytestmark = pytest.mark.e2e
@@ -21,6 +32,7 @@ def test_names_only_and_a_zip_dir_release_deploys_each_function_its_own_zip(depl
     for fn, release in RELEASE_OF.items():
         shutil.copyfile(sandbox.state_dir / "releases" / f"{release}.zip", zip_dir / f"{fn}.zip")
 
+    before = settled_aws_state(sandbox)
     result = deploy(
         functions=[{"name": fn} for fn in RELEASE_OF],
         release_param={"label": "1.4.2", "zip_dir": str(zip_dir)},
@@ -40,7 +52,36 @@ def test_names_only_and_a_zip_dir_release_deploys_each_function_its_own_zip(depl
     }
     assert spec["release"] == {"label": "1.4.2", "zip_dir": str(zip_dir)}
     state = deployment_state(sandbox)
+    assert (state.phase, state.live, state.retained) == ("retired", "green", None), state
     assert state.split == {"blue": 0, "green": 100} == sandbox.weights()
     assert state.versions["green"] == {
         fn: lam.get_alias(FunctionName=fn, Name="production-green")["FunctionVersion"] for fn in RELEASE_OF
     }
+    after = sandbox_aws_state(sandbox)
+    diff = assert_changed_only(
+        before,
+        after,
+        *STATE_CHANGES,
+        weighted_set("blue", "Weight"),
+        weighted_set("green", "Weight"),
+        *health_check_paths(state),
+        *released_paths(after, "production-green"),
+        why="the release changed AWS beyond the state record, the split and green's aliases",
+    )
+    # A function whose zip is the code green already serves (v1, version 1) keeps its version and its
+    # code: only the alias's description names this run. The others get one new version each; blue
+    # keeps version 1 everywhere.
+    for fn, release in RELEASE_OF.items():
+        versions = sorted((v for v in aws_state_tree(after)["lambda"][fn]["versions"] if v.isdigit()), key=int)
+        changed = diff.matching(f"lambda/{fn}/*").paths()
+        if release == "v2":
+            assert versions == ["1", "2"], (fn, versions)
+            assert {f"lambda/{fn}/versions/2", f"lambda/{fn}/aliases/production-green/FunctionVersion"} <= changed
+        else:
+            assert versions == ["1"], (fn, versions)
+            alias = f"lambda/{fn}/aliases/production-green"
+            assert all(p.startswith(f"{alias}/") for p in changed), (fn, diff.matching(f"lambda/{fn}/*"))
+            assert f"{alias}/FunctionVersion" not in changed, (fn, diff.matching(f"lambda/{fn}/*"))
+        blue = lam.get_alias(FunctionName=fn, Name="production-blue")["FunctionVersion"]
+        assert blue == state.versions["blue"][fn] == "1", fn
+    assert not [s for s, r in weighted_sets(after).items() if "HealthCheckId" in r], weighted_sets(after)
