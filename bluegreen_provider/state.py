@@ -766,6 +766,34 @@ def rollback(svc: ServiceState, owner: str, reason: str, *, include_held: bool =
     return svc.transition(decide, what="rollback")
 
 
+_WARNING_CHARS = 300  # a reason is cut at 300 characters; a warning adds at most this many
+
+
+def record_warning(svc: ServiceState, owner: str, warning: str) -> DeploymentState:
+    """Add ``warning`` to the reason of this run's rolled-back deployment (e.g. live is unhealthy too).
+
+    A state-only change (the split stays), so ``bluegreen status`` and the Blue/Green page show it.
+
+    :raises NothingToDo: the state is not this run's rolled-back (or aborted) deployment with 100 %
+        on its live slot, or already carries this warning; nothing was changed.
+    """
+    if not isinstance(warning, str) or not warning.strip():
+        raise ValueError(f"a warning must be non-empty text, got {warning!r}")
+    note = " ".join(warning.split())[:_WARNING_CHARS]
+
+    def decide(snap: Snapshot) -> DeploymentState:
+        state = _require_declared(svc, snap)
+        if state.owner != owner:
+            raise NothingToDo(f"not noting it: {_who(state)} owns {svc.spec.service} now")
+        if state.phase not in (Phase.ROLLED_BACK, Phase.ABORTED) or snap.split != svc.weights(state.candidate, 0):
+            raise NothingToDo(f"not noting it: {svc.spec.service} is {state.phase} at {svc.describe(snap.split)}")
+        if note in state.reason:
+            raise NothingToDo("the deployment state already says so")
+        return replace(state, reason=f"{state.reason}; {note}" if state.reason else note)
+
+    return svc.transition(decide, what="warning").state
+
+
 def abort(
     svc: ServiceState,
     by: str,

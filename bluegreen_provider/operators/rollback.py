@@ -9,7 +9,7 @@ from airflow.sdk.exceptions import AirflowFailException
 
 from bluegreen_provider.operators.base import StageOperator
 from bluegreen_provider.plan import Plan, PlanError
-from bluegreen_provider.rollback import describe_split, emergency_rollback, outcome_summary
+from bluegreen_provider.rollback import describe_split, emergency_rollback, outcome_summary, report_live_health
 from bluegreen_provider.spec import DeploymentSpec, SpecError
 from bluegreen_provider.state import NothingToDo, StateError, TransitionRefused, rollback
 
@@ -38,7 +38,8 @@ class RollbackOperator(StageOperator):
     finds nothing to do. It succeeds when it restored traffic or found nothing to restore and fails
     only when it could not; the run itself still ends failed after any rollback (a failed stage's
     downstream tasks fail it). A held run keeps its split. Waits for INSYNC on the triggerer and reads
-    the split back.
+    the split back, then reads the live slot's health: when live is failing too, its result, its log
+    and the deployment state's reason say so (``live slot blue is unhealthy too: …``).
 
     :param hold_task_id: the task that ends a held run; a run whose only failure is that task keeps its split.
     :param poll_interval: seconds between Route53 ``GetChange`` polls while deferred.
@@ -114,6 +115,12 @@ class RollbackOperator(StageOperator):
                 f"declares {describe_split(plan.spec, state.split)}; someone is changing {plan.spec.record_name}"
             )
         result["split_now"] = snap.split
+        health = report_live_health(self.route53, self.cloudwatch, plan, self.run_owner(context))
+        if health is not None:
+            result["live_health"] = health.to_dict()
+            if health.warning:
+                result["warnings"] = [*result.get("warnings", []), health.warning]
+                result["reason"] = "; ".join(r for r in (result.get("reason"), health.warning) if r)
         stages = ", ".join(failed) or "none"
         if result.get("action") == "rolled_back":
             self.log.warning(
