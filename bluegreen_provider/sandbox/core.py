@@ -94,6 +94,8 @@ class Sandbox:
         self._flushes = 0
         self._flushed = threading.Condition()
         self.hosted_zone_id = ""
+        # Services seeded beside the story's (add_service): name -> (service, hosted zone id).
+        self._services: dict[str, tuple[world.ServiceWorld, str]] = {}
         self.endpoint_url = ""  # moto itself: the sandbox's own clients and tests reading state back
         self.aws_endpoint_url = ""  # what the deployment's connection uses: the fault proxy, if any
         self.http_url = ""
@@ -331,19 +333,52 @@ class Sandbox:
             },
         }
 
-    def health(self, slot: str) -> tuple[int, str]:
-        """Run ``GET /health`` on the release behind the slot's alias now; (status, body)."""
+    def add_service(self, service: world.ServiceWorld) -> str:
+        """Seed another service beside the story's (its own zone, record and functions); its zone id.
+
+        Its health URL is ``{http_url}/services/<name>/<slot>/health``; no traffic reaches it.
+        """
+        zone_id = world.seed_service(self.clients(), self.catalog, service)
+        self._services[service.name] = (service, zone_id)
+        return zone_id
+
+    def service_weights(self, name: str) -> dict[str, int]:
+        """The Route53 weights of an added service's record, read from moto."""
+        service, zone_id = self._service(name)
+        records = self.clients()("route53").list_resource_record_sets(HostedZoneId=zone_id)["ResourceRecordSets"]
+        return {
+            r["SetIdentifier"]: int(r["Weight"])
+            for r in records
+            if r["Name"].rstrip(".") == service.record_name and r["Type"] == "A" and "Weight" in r
+        }
+
+    def _service(self, name: str) -> tuple[world.ServiceWorld, str]:
+        if name not in self._services:
+            raise KeyError(f"no service {name!r} in the sandbox; added: {sorted(self._services)}")
+        return self._services[name]
+
+    def health(self, slot: str, service: str | None = None) -> tuple[int, str]:
+        """Run ``GET /health`` on the release behind the slot's alias now; (status, body).
+
+        ``service`` names an added service (its first function answers); None is lego-api.
+        """
         router = self._require(self._router)
+        if service is None:
+            function = HEALTH_FUNCTION
+        elif service in self._services:
+            function = self._services[service][0].functions[0]
+        else:
+            return 404, json.dumps({"message": f"no service {service!r} in the sandbox"})
         try:
-            version, sha = router.resolve_now(HEALTH_FUNCTION, slot)
+            version, sha = router.resolve_now(function, slot)
         except (RouteResolutionError, BotoCoreError, ClientError) as exc:
             return 502, json.dumps({"message": str(exc)})
         release = self.catalog.by_sha(sha)
         if release is None:
-            return 502, json.dumps({"message": f"unknown code {sha} behind {HEALTH_FUNCTION}:{version}"})
+            return 502, json.dumps({"message": f"unknown code {sha} behind {function}:{version}"})
         outcome = invoke(
             release,
-            function=HEALTH_FUNCTION,
+            function=function,
             version=version,
             alias=world.alias_name(slot),
             path="/health",
@@ -400,10 +435,12 @@ class Sandbox:
 
     def _probe_check(self, spec: CheckSpec, region: str) -> tuple[bool, str]:
         """One checker's probe: the slot whose API host the check names, through its health endpoint."""
-        slot = next((s for s in world.SLOTS if world.slot_dns_name(s) == spec.fqdn), None)
-        if slot is None:
+        targets = [(None, s, world.slot_dns_name(s)) for s in world.SLOTS]
+        targets += [(name, s, svc.slot_dns_name(s)) for name, (svc, _) in self._services.items() for s in world.SLOTS]
+        found = next(((name, slot) for name, slot, fqdn in targets if fqdn == spec.fqdn), None)
+        if found is None:
             return False, f"Failure: DNS resolution of {spec.fqdn} failed"
-        status, _ = self.health(slot)
+        status, _ = self.health(found[1], service=found[0])
         return report(status)
 
     def _check_healthy(self, check_id: str) -> bool:

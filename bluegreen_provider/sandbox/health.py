@@ -1,7 +1,8 @@
 """The sandbox's own HTTP endpoints on 127.0.0.1.
 
 ``GET /{slot}/health`` stands in for ``https://production-{slot}.execute-api…/health``: it runs the
-health path of the release the slot's first function alias points to right now. ``GET /status``
+health path of the release the slot's first function alias points to right now;
+``GET /services/{name}/{slot}/health`` does the same for a service added beside the story's. ``GET /status``
 reports the profile, traffic (per slot and per second), weights, Route53 changes and health checks;
 ``POST /alarms/{name}`` forces (``{"state": …, "reason": …}``) or releases (``{"release": true}``) an
 alarm; ``POST /checkers/{region}`` (``{"failing": true|false}``) makes one health-checker region fail.
@@ -29,7 +30,7 @@ class SandboxControl(Protocol):
     """What the HTTP endpoints need from the sandbox."""
 
     def status(self) -> dict[str, Any]: ...
-    def health(self, slot: str) -> tuple[int, str]: ...
+    def health(self, slot: str, service: str | None = None) -> tuple[int, str]: ...
     def force_alarm(self, name: str, state: str = "ALARM", reason: str | None = None) -> None: ...
     def release_alarm(self, name: str) -> None: ...
     def fail_checker_region(self, region: str, failing: bool = True) -> None: ...
@@ -48,6 +49,9 @@ def _make_handler(control: SandboxControl) -> type[BaseHTTPRequestHandler]:
                 self._json(200, control.status())
             elif len(parts) == 2 and parts[0] in SLOTS and parts[1] == "health":
                 status, body = control.health(parts[0])
+                self._send(status, body.encode(), "application/json")
+            elif len(parts) == 4 and parts[0] == "services" and parts[2] in SLOTS and parts[3] == "health":
+                status, body = control.health(parts[2], service=parts[1])
                 self._send(status, body.encode(), "application/json")
             else:
                 self._json(404, {"message": "Not Found"})

@@ -2,12 +2,17 @@
 
 Seeding only creates what is missing, so it is safe to run again against a world a deployment has
 already changed: shifted weights and re-pointed aliases are left as they are.
+
+A second service (its own zone, weighted record and functions, e.g. to deploy two services at once)
+is a :class:`ServiceWorld` seeded by :func:`seed_service`; the story's world is left as it is, and
+the traffic simulator and alarms stay lego-api's.
 """
 
 from __future__ import annotations
 
 import json
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from bluegreen_provider.sandbox.clients import Clients
@@ -130,29 +135,37 @@ def seed(
     return World(hosted_zone_id=zone_id, role_arn=role_arn)
 
 
-def find_zone_id(clients: Clients) -> str | None:
-    zones = clients("route53").list_hosted_zones_by_name(DNSName=ZONE_NAME)["HostedZones"]
+def find_zone_id(clients: Clients, zone_name: str = ZONE_NAME) -> str | None:
+    zones = clients("route53").list_hosted_zones_by_name(DNSName=zone_name)["HostedZones"]
     for zone in zones:
-        if zone["Name"].rstrip(".") == ZONE_NAME:
+        if zone["Name"].rstrip(".") == zone_name:
             return zone["Id"].split("/")[-1]
     return None
 
 
-def _seed_zone(clients: Clients) -> str:
+def _seed_zone(
+    clients: Clients,
+    zone_name: str = ZONE_NAME,
+    record_name: str = RECORD_NAME,
+    dns_name: Callable[[str], str] = slot_dns_name,
+) -> str:
     route53 = clients("route53")
-    zone_id = find_zone_id(clients)
+    zone_id = find_zone_id(clients, zone_name)
     if zone_id is None:
-        created = route53.create_hosted_zone(Name=ZONE_NAME, CallerReference=f"bluegreen-sandbox-{ZONE_NAME}")
+        created = route53.create_hosted_zone(Name=zone_name, CallerReference=f"bluegreen-sandbox-{zone_name}")
         zone_id = created["HostedZone"]["Id"].split("/")[-1]
     existing = {
         record.get("SetIdentifier")
         for record in route53.list_resource_record_sets(
-            HostedZoneId=zone_id, StartRecordName=RECORD_NAME, StartRecordType="A"
+            HostedZoneId=zone_id, StartRecordName=record_name, StartRecordType="A"
         )["ResourceRecordSets"]
-        if record["Name"].rstrip(".") == RECORD_NAME and record["Type"] == "A"
+        if record["Name"].rstrip(".") == record_name and record["Type"] == "A"
     }
     changes = [
-        {"Action": "CREATE", "ResourceRecordSet": weighted_record(slot, INITIAL_WEIGHTS[slot])}
+        {
+            "Action": "CREATE",
+            "ResourceRecordSet": weighted_record(slot, INITIAL_WEIGHTS[slot], record_name, dns_name(slot)),
+        }
         for slot in SLOTS
         if slot not in existing
     ]
@@ -163,19 +176,72 @@ def _seed_zone(clients: Clients) -> str:
     return zone_id
 
 
-def weighted_record(slot: str, weight: int) -> dict:
+def weighted_record(slot: str, weight: int, record_name: str = RECORD_NAME, dns_name: str | None = None) -> dict:
     """The weighted alias record set of one slot, as the story's change batches write it."""
     return {
-        "Name": RECORD_NAME,
+        "Name": record_name,
         "Type": "A",
         "SetIdentifier": slot,
         "Weight": weight,
         "AliasTarget": {
             "HostedZoneId": EXECUTE_API_ZONE_ID,
-            "DNSName": slot_dns_name(slot),
+            "DNSName": dns_name or slot_dns_name(slot),
             "EvaluateTargetHealth": True,
         },
     }
+
+
+@dataclass(frozen=True)
+class ServiceWorld:
+    """Another blue/green service in the sandbox: its own zone, weighted record and functions.
+
+    Each function gets the slot aliases (``production-blue``/``production-green``) on version 1,
+    release ``initial_release``; the record starts at blue 100 / green 0. No traffic reaches it and
+    no alarm watches it: its soaks see no requests (a DAG for it says ``no_data_policy: pass``).
+    ``GET /services/<name>/<slot>/health`` on the sandbox runs its first function's health path.
+    """
+
+    name: str
+    zone_name: str
+    record_name: str
+    functions: tuple[str, ...]
+    initial_release: str = INITIAL_RELEASE
+
+    def __post_init__(self) -> None:
+        problems = []
+        if not self.name or "/" in self.name:
+            problems.append(f"name must be a non-empty name without '/', got {self.name!r}")
+        if self.name == API_NAME or self.zone_name == ZONE_NAME or self.record_name == RECORD_NAME:
+            problems.append("a second service needs its own name, zone and record, not lego-api's")
+        if not self.record_name.endswith(f".{self.zone_name}"):
+            problems.append(f"record {self.record_name!r} is not in zone {self.zone_name!r}")
+        if not self.functions or set(self.functions) & set(FUNCTIONS):
+            problems.append(f"functions must be its own, not lego-api's, got {list(self.functions)}")
+        if problems:
+            raise ValueError("invalid sandbox service: " + "; ".join(problems))
+        object.__setattr__(self, "functions", tuple(self.functions))
+
+    def slot_dns_name(self, slot: str) -> str:
+        return f"{self.name}-{slot}.execute-api.us-east-1.amazonaws.com"
+
+    def health_path(self, slot: str) -> str:
+        return f"/services/{self.name}/{slot}/health"
+
+
+def seed_service(clients: Clients, catalog: ReleaseCatalog, service: ServiceWorld) -> str:
+    """Create whatever of ``service`` is missing (zone, weighted record, functions, aliases); its zone id."""
+    zone_id = _seed_zone(clients, service.zone_name, service.record_name, service.slot_dns_name)
+    role_arn = _seed_role(clients)
+    for function in service.functions:
+        _seed_function(
+            clients,
+            catalog,
+            function,
+            role_arn,
+            release=service.initial_release,
+            description=f"{service.name} {function} handler",
+        )
+    return zone_id
 
 
 def _seed_role(clients: Clients) -> str:
@@ -193,7 +259,15 @@ def _seed_role(clients: Clients) -> str:
     return iam.create_role(RoleName=ROLE_NAME, AssumeRolePolicyDocument=json.dumps(trust))["Role"]["Arn"]
 
 
-def _seed_function(clients: Clients, catalog: ReleaseCatalog, function: str, role_arn: str) -> None:
+def _seed_function(
+    clients: Clients,
+    catalog: ReleaseCatalog,
+    function: str,
+    role_arn: str,
+    *,
+    release: str = INITIAL_RELEASE,
+    description: str | None = None,
+) -> None:
     lambda_ = clients("lambda")
     try:
         lambda_.get_function(FunctionName=function)
@@ -203,14 +277,14 @@ def _seed_function(clients: Clients, catalog: ReleaseCatalog, function: str, rol
             Runtime=RUNTIME,
             Role=role_arn,
             Handler=HANDLER,
-            Code={"ZipFile": catalog[INITIAL_RELEASE].zip_bytes},
-            Description=f"lego-api {function.removeprefix('lego-api-')} handler",
+            Code={"ZipFile": catalog[release].zip_bytes},
+            Description=description or f"lego-api {function.removeprefix('lego-api-')} handler",
             Timeout=60,
             MemorySize=1024,
         )
     versions = [v["Version"] for v in lambda_.list_versions_by_function(FunctionName=function)["Versions"]]
     if "1" not in versions:
-        lambda_.publish_version(FunctionName=function, Description=f"release {INITIAL_RELEASE}")
+        lambda_.publish_version(FunctionName=function, Description=f"release {release}")
     aliases = {a["Name"] for a in lambda_.list_aliases(FunctionName=function)["Aliases"]}
     for slot in SLOTS:
         if alias_name(slot) not in aliases:
