@@ -34,10 +34,12 @@ for key, value in {
     os.environ[key] = value
 
 # Every moto in the tests follows Route53's documented change-batch rules (exact-match DELETE,
-# CREATE-if-absent, all-or-nothing batches, a change id per batch), as the sandbox's moto does.
-from bluegreen_provider.sandbox import route53_rules  # noqa: E402
+# CREATE-if-absent, all-or-nothing batches, a change id per batch) and numbers Lambda versions as
+# Lambda does (never a number twice), as the sandbox's moto does.
+from bluegreen_provider.sandbox import lambda_rules, route53_rules  # noqa: E402
 
 route53_rules.install()
+lambda_rules.install()
 
 
 @pytest.fixture(scope="session")

@@ -15,7 +15,7 @@ from typing import Any
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
 from werkzeug.serving import BaseWSGIServer, make_server
 
-from bluegreen_provider.sandbox import cloudwatch_rules, health_checkers, route53_rules, throttling
+from bluegreen_provider.sandbox import cloudwatch_rules, health_checkers, lambda_rules, route53_rules, throttling
 
 # moto keeps Lambda state in a Docker-free backend when this is set; the sandbox never invokes Lambda
 # through moto (the simulator runs the handler code itself), so Docker is never needed.
@@ -52,6 +52,7 @@ class MotoServer:
     def start(self) -> None:
         route53_rules.install()
         cloudwatch_rules.install()
+        lambda_rules.install()
         health_checkers.install()
         throttling.install()
         app = DomainDispatcherApplication(create_backend_app)
