@@ -25,7 +25,6 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 import psycopg2
@@ -103,9 +102,9 @@ CASES = [
     *(Kill("scheduler", stage) for stage in ("deploy_green", "run_migrations", "shift_100")),
     *(Kill("scheduler", stage, deferred=True) for stage in ("shift_10", "soak_10", "approval", "teardown_blue")),
 ]
-# What `make test` runs: a task killed inside an AWS call whose change landed, and the triggerer
-# killed mid-soak. `make chaos` runs every case.
-FAST_CASES = {"task at deploy_green", "triggerer at soak_10 (deferred)"}
+# Every case starts a run under the real stack (minutes each): they run under `make chaos`. `make test`
+# kills a task's process inside an AWS call in tests/e2e/test_scheduler.py, in a run it makes anyway.
+FAST_CASES: set[str] = set()
 
 
 @pytest.fixture(scope="module")
@@ -116,21 +115,6 @@ def world(tmp_path_factory) -> Iterator[World]:
 
 
 # -- finding and killing ---------------------------------------------------------------------------
-def task_process(world: World, run_id: str, task_id: str) -> int | None:
-    """The pid of the process running ``task_id`` now (its title is ``airflow worker -- <ti id>``)."""
-    ti = world.task_instances(run_id).get(task_id)
-    if not ti or ti["state"] != "running":
-        return None
-    title = f"airflow worker -- {ti['id']}".encode()
-    for pid in world.airflow.leftovers():
-        try:
-            if Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").strip() == title:
-                return pid
-        except OSError:
-            continue
-    return None
-
-
 def triggerer_jobs(world: World) -> dict[int, str]:
     """Running triggerer jobs of the metadata DB: id -> latest heartbeat."""
     with psycopg2.connect(world.airflow.sql_alchemy_conn.replace("+psycopg2", "")) as conn, conn.cursor() as cur:
@@ -156,7 +140,7 @@ def kill(world: World, case: Kill, run_id: str) -> None:
     """Kill ``case.process`` now, then start it again (a task's process: its worker retries the stage)."""
     airflow = world.airflow
     if case.process == "task":
-        pid = wait_for(f"{case.stage}'s process", lambda: task_process(world, run_id, case.stage), timeout=30)
+        pid = wait_for(f"{case.stage}'s process", lambda: world.task_pid(run_id, case.stage), timeout=30)
         os.kill(pid, signal.SIGKILL)
     elif case.process == "scheduler":
         airflow.kill("scheduler")  # with its executor's workers and the task processes they run

@@ -53,6 +53,20 @@ class World:
         entry = f"{self.run_path(run_id)}/taskInstances/{task_id}/xcomEntries/return_value?deserialize=true"
         return self.get(entry)["value"]
 
+    def task_pid(self, run_id: str, task_id: str) -> int | None:
+        """The pid of the process running ``task_id`` now (its title is ``airflow worker -- <ti id>``)."""
+        ti = self.task_instances(run_id).get(task_id)
+        if not ti or ti["state"] != "running":
+            return None
+        title = f"airflow worker -- {ti['id']}".encode()
+        for pid in self.airflow.leftovers():
+            try:
+                if Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").strip() == title:
+                    return pid
+            except OSError:
+                continue
+        return None
+
     def logs(self, run_id: str, task_id: str, pattern: str = "attempt=*.log*") -> dict[str, str]:
         """Task log files of one task, by name (``attempt=N.log``, ``attempt=N.log.trigger.<job>.log``)."""
         folder = self.airflow.home / "logs" / f"dag_id={DAG_ID}" / f"run_id={run_id}" / f"task_id={task_id}"

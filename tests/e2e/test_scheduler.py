@@ -6,20 +6,25 @@ through the public REST API (trigger, clear, approve). The story it proves:
 
 1. a bad release is caught at the first breach of the 10 % soak, rolled back, and the run fails;
 2. someone fixes the artifact and clears ``deploy_green`` with its downstream tasks; the same run
-   resumes, is approved, promotes the candidate to 100 % and retires the old slot after retention;
+   resumes (its ``deploy_green`` process is killed inside an alias update that landed, and the
+   stage's retry picks it up), is approved, promotes the candidate to 100 % and retires the old slot
+   after retention;
 3. a person marks a run failed over REST in the middle of its 10 % soak: no stage fails by itself,
    yet the ``rollback`` teardown runs and puts 100 % back on the live slot.
 """
 
 from __future__ import annotations
 
+import os
 import shutil
+import signal
 import time
 import uuid
 from collections.abc import Iterator
 
 import pytest
 
+from bluegreen_provider.sandbox.faults import FaultPlan
 from bluegreen_provider.state import owner_of
 from tests.e2e.airflow_world import (
     DAG_ID,
@@ -46,7 +51,10 @@ MARK_FAILED_RESTORE_SECONDS = FAST["poll_interval_seconds"] + 15  # mark failed 
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory) -> Iterator[World]:
-    with airflow_world(tmp_path_factory.mktemp("scheduler")) as started:
+    # A fault proxy that injects nothing, to hold one AWS call still while its process is killed.
+    with airflow_world(
+        tmp_path_factory.mktemp("scheduler"), sandbox_settings={"faults": FaultPlan(share=0.0)}
+    ) as started:
         yield started
 
 
@@ -106,7 +114,10 @@ def test_bad_release_rolls_back_then_clearing_deploy_green_resumes_to_promotion(
         assert "Nothing to restore: traffic already on" in world.logs(run_id, "rollback")["attempt=1.log"]
 
         # 2. Fix the artifact, clear deploy_green and everything downstream: the same run resumes.
+        # Its process is killed inside an alias update that landed; the stage's retry picks it up.
         shutil.copyfile(sandbox.state_dir / "releases" / "v2.zip", world.artifact)
+        held = sandbox.hold("lambda", "UpdateAlias", after_apply=True)
+        tries_before = world.task_instances(run_id)["deploy_green"]["try_number"]
         cleared = airflow.api(
             "POST",
             f"/api/v2/dags/{DAG_ID}/clearTaskInstances",
@@ -120,6 +131,11 @@ def test_bad_release_rolls_back_then_clearing_deploy_green_resumes_to_promotion(
             },
         )
         assert {ti["task_id"] for ti in cleared["task_instances"]} >= {"deploy_green", "soak_10", "rollback"}
+        assert wait_for("deploy_green to reach the held alias update", lambda: held.wait_reached(0.5), 120, 0.2)
+        pid = wait_for("deploy_green's process", lambda: world.task_pid(run_id, "deploy_green"), 30, 0.2)
+        os.kill(pid, signal.SIGKILL)
+        held.release()
+        lap("fixed release: clear -> deploy_green killed mid-call")
         approval = f"{world.run_path(run_id)}/taskInstances/approval"
         wait_run(world, run_id, timeout=300, until=lambda: world.states(run_id)["approval"] == "awaiting_input")
         wait_for(
@@ -134,6 +150,8 @@ def test_bad_release_rolls_back_then_clearing_deploy_green_resumes_to_promotion(
 
         states = world.states(run_id)
         assert {states[t] for t in ("deploy_green", "soak_10", "soak_50", "approval", "shift_100")} == {"success"}
+        tries = world.task_instances(run_id)["deploy_green"]["try_number"]
+        assert tries == tries_before + 2, (tries_before, tries)  # the clear, then the retry after the kill
         assert states["teardown_blue"] == "success" and states["rollback"] == "success", states
         rollback = world.xcom(run_id, "rollback")
         assert rollback["action"] == "nothing" and "promoted" in rollback["reason"], rollback
