@@ -14,7 +14,7 @@ from bluegreen_provider.hooks.cloudwatch import CloudWatchMetricsHook
 from bluegreen_provider.hooks.lambda_alias import LambdaAliasHook
 from bluegreen_provider.hooks.route53 import Route53Hook
 from bluegreen_provider.plan import Plan, PlanError
-from bluegreen_provider.state import ServiceState, owner_of
+from bluegreen_provider.state import Phase, ServiceState, owner_of
 from bluegreen_provider.triggers.route53 import Route53ChangeTrigger
 
 if TYPE_CHECKING:
@@ -84,6 +84,20 @@ class StageMixin:
             target = self.lambdas.get_alias(release.name, alias)
             serving[release.name] = target.version if target else None
         return serving
+
+    def stopped_by_hand(self, context: Context, plan: Plan) -> str | None:
+        """Why this run must stop, if a person rolled it back by hand (``bluegreen rollback``); else None.
+
+        Read from the state record: after the emergency rollback the run never moves traffic again, so
+        a verdict on what it watched, or a question about promoting it, would only mislead.
+        """
+        state = self.service_state(plan).state()
+        if state is None or state.owner != self.run_owner(context) or state.phase != Phase.ABORTED:
+            return None
+        return (
+            f"this deployment was rolled back by hand at {state.updated_at} ({state.reason}); it will not move "
+            f"traffic again"
+        )
 
     @staticmethod
     def run_owner(context: Context) -> str:

@@ -13,7 +13,7 @@ from bluegreen_provider.hooks.cloudwatch import UnknownAlarmError
 from bluegreen_provider.operators.base import StageOperator
 from bluegreen_provider.plan import Plan
 from bluegreen_provider.soak import Soak, SoakRules, SoakWatch, slot_query
-from bluegreen_provider.state import Phase, StateError, TransitionRefused, shift
+from bluegreen_provider.state import StateError, TransitionRefused, shift
 from bluegreen_provider.triggers.error_rate import ErrorRateTrigger
 
 if TYPE_CHECKING:
@@ -240,14 +240,7 @@ class ShiftWeightOperator(StageOperator):
         weights = plan.weights_for(self.candidate_pct)
         split = self.read_split(plan)
         if split != weights:
-            state = self.service_state(plan).state()
-            if state is not None and state.owner == owner and state.phase == Phase.ABORTED:
-                why = (
-                    f"this deployment was rolled back by hand at {state.updated_at} ({state.reason}) while the "
-                    f"change was applied; it will not move traffic again"
-                )
-            else:
-                why = "someone else changed the record meanwhile"
+            why = self.stopped_by_hand(context, plan) or "someone else changed the record meanwhile"
             raise AirflowFailException(
                 f"{self.task_id}: Route53 reads {plan.describe_split(split)} after the change, expected "
                 f"{plan.describe_split(weights)}: {why}."

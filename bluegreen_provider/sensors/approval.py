@@ -247,6 +247,9 @@ class ApprovalSensor(StageMixin, HITLOperator, SkipMixin):
     # -- the request -------------------------------------------------------------------------------
     def execute(self, context: Context) -> Any:
         plan = self.load_plan(context)
+        stopped = self.stopped_by_hand(context, plan)
+        if stopped is not None:
+            raise AirflowFailException(f"not asking to promote {plan.spec.service} {plan.candidate}: {stopped}")
         self._check_wiring()
         spec = plan.spec
         split = self.read_split(plan)

@@ -168,6 +168,14 @@ class ErrorRateSensor(StageMixin, BaseSensorOperator):
         return watch.poll(now) or watch.finish(now)
 
     def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> dict[str, Any]:
+        stopped = self.stopped_by_hand(context, self.load_plan(context))
+        if stopped is not None:
+            # The person took the candidate's traffic away: what the soak saw since is no verdict on it.
+            context["ti"].xcom_push(
+                key="verdict",
+                value={"status": "stopped", "rule": None, "message": stopped, "figures": None, "detected_at": None},
+            )
+            raise AirflowFailException(f"soak at {self.stage_pct} % stopped: {stopped}")
         status = (event or {}).get("status")
         if status in ("breach", "no_data", "error", "degraded"):
             # Kept beside the failure so the timeline, the demo and people can see why without the log.
