@@ -72,6 +72,9 @@ CANARY = [LIVE, {"blue": 90, "green": 10}, {"blue": 50, "green": 50}, PROMOTED]
 LEGO_DAG = REPO / "dags" / "blue_green_deploy.py"
 LEGO_DAG_ID = "blue_green_deploy"
 CHAOS_DAGS = Path(__file__).resolve().parent / "dags"
+# These cases are about who changes traffic, not about the soaks' verdicts: on a loaded machine the
+# sandbox's traffic thread can fall below min_requests in a 4 s soak, which must not fail them.
+SOAKS_PASS_ON_SCARCE_TRAFFIC = {"no_data_policy": "pass"}
 OTHER_RUN = Path(__file__).resolve().parent / "other_run.py"
 BUNDLES = "AIRFLOW__DAG_PROCESSOR__DAG_BUNDLE_CONFIG_LIST"
 
@@ -176,7 +179,7 @@ class Stage:
     """One place to press: what the run then does, and what the press finds."""
 
     name: str
-    # Tasks that may be the one to fail after the press (which one depends on how much the soak saw).
+    # The task that fails after the press (none after the promotion: the run stops cleanly).
     fails: frozenset[str]
     splits_before: tuple[dict[str, int], ...]
     slow: bool = True
@@ -197,9 +200,9 @@ STAGES = [
     Stage("migrations", frozenset({"health_check"}), (LIVE,)),
     Stage("health", frozenset({"shift_10"}), (LIVE,)),
     Stage("shift_10 propagation", frozenset({"shift_10"}), AT_10, sandbox={"propagation_seconds": 3}),
-    Stage("soak_10", frozenset({"soak_10", "shift_50"}), AT_10),
+    Stage("soak_10", frozenset({"soak_10"}), AT_10),
     Stage("shift_50", frozenset({"shift_50"}), AT_10),
-    Stage("soak_50", frozenset({"soak_50", "shift_100"}), AT_50),
+    Stage("soak_50", frozenset({"soak_50"}), AT_50),
     Stage("awaiting approval", frozenset({"shift_100"}), AT_50, slow=False),
     Stage("retention", frozenset(), (*AT_50, PROMOTED)),
 ]
@@ -207,11 +210,11 @@ STAGES = [
 
 @pytest.mark.parametrize("stage", [s.param() for s in STAGES])
 def test_a_manual_rollback_during_each_stage_ends_on_the_slot_it_means(
-    stage: Stage, deploy, sandbox, monkeypatch, capfd, report_split, report_lost_deployment
+    stage: Stage, deploy, sandbox, monkeypatch, capfd, caplog, report_split, report_lost_deployment
 ) -> None:
     press = Press(sandbox, stage.name)
-    result = deploy("v2", **install(stage.name, press, monkeypatch))
-    log = "".join(capfd.readouterr())
+    result = deploy("v2", **SOAKS_PASS_ON_SCARCE_TRAFFIC, **install(stage.name, press, monkeypatch))
+    log = "".join(capfd.readouterr()) + caplog.text
 
     assert press.pressed, f"the run never reached {stage.name}: {result.states}; {verdicts(result)}"
     assert press.exit_code == 0, press.summary
@@ -344,9 +347,10 @@ def test_a_second_run_of_the_service_is_refused_naming_the_owner_and_the_first_p
         seen["b"] = OtherRun.start(tmp_path, LEGO_DAG, "deploy", lego_conf(sandbox)).wait()
         seen["after"] = sandbox_aws_state(sandbox)
 
-    a = deploy("v2", on_approval_request=second_run)
+    a = deploy("v2", on_approval_request=second_run, **SOAKS_PASS_ON_SCARCE_TRAFFIC)
 
     assert "error" not in seen, seen["error"]
+    assert "b" in seen, f"A never reached its approval: {a.states}; {verdicts(a)}"
     b = seen["b"]
     assert seen["owner"] == owner_of(a.dag_id, a.run_id)
     assert (seen["state"].phase, seen["state"].split) == ("shifting", {"blue": 50, "green": 50}), seen["state"]
@@ -392,7 +396,7 @@ def test_a_second_run_started_as_the_first_takes_the_service_is_refused_whatever
         assert started.wait(60), "A's plan never took the service"
         seen["b"] = other[0].wait()
 
-    a = deploy("v2", on_approval_request=wait_for_b)
+    a = deploy("v2", on_approval_request=wait_for_b, **SOAKS_PASS_ON_SCARCE_TRAFFIC)
     watcher.join(timeout=5)
 
     assert "error" not in seen, seen["error"]
@@ -442,9 +446,10 @@ def test_two_services_deploy_at_the_same_time_and_both_promote(
         seen["shop approval"] = wait_for_approval_of(shop_dag_id, while_running=b.process)
         seen["lego weights"] = sandbox.weights()
 
-    a = deploy("v2", on_approval_request=both_at_their_gates)
+    a = deploy("v2", on_approval_request=both_at_their_gates, **SOAKS_PASS_ON_SCARCE_TRAFFIC)
     shop_run = b.wait()
     assert "error" not in seen, f"{seen['error']}\n{b.log()}"
+    assert "lego weights" in seen, f"lego-api never reached its approval: {a.states}; {verdicts(a)}"
 
     assert lego_before == LIVE and seen["lego weights"] == {"blue": 50, "green": 50}, seen
     # lego-api: promoted as a run alone would be.
