@@ -27,8 +27,6 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.aws_state import read_aws_state
-
 CHAOS_DIR = Path(__file__).resolve().parent
 RESULTS_FILE = CHAOS_DIR / "RESULTS.md"
 
@@ -144,6 +142,9 @@ def report_lost_deployment(request: pytest.FixtureRequest) -> Callable[[str], No
 @pytest.fixture(scope="session")
 def aws_state() -> Callable[[], bytes]:
     """``aws_state()``: the whole moto state the stages could change, as bytes (compare before/after)."""
+    # Imported here: the bookkeeping above must load without the e2e helpers (its own tests copy it).
+    from tests.e2e.aws_state import read_aws_state
+
     return read_aws_state
 
 
