@@ -33,7 +33,12 @@ quick_health = deployment_dag(
     {**LEGO_API, "service": "lego-api-quick-health", "health": {"deadline_seconds": 8, "probe_interval_seconds": 1}},
 )
 
-no_alarms = deployment_dag("e2e_no_alarms", {**LEGO_API, "service": "lego-api-no-alarms", "alarms": []})
+# Service-wide errors (tests/e2e/test_canary_analysis.py): no alarm, and a candidate-vs-live test at
+# alpha 0.001, so the 25 % errors both slots share blame green by chance once in a thousand runs, not
+# once in twenty.
+no_alarms = deployment_dag(
+    "e2e_no_alarms", {**LEGO_API, "service": "lego-api-no-alarms", "alarms": [], "comparison_alpha": 0.001}
+)
 
 # Command-mode migrations whose tool prints the environment it was given and its DATABASE_URL, then
 # fails: tests/chaos/test_secrets.py reads both back from the task log and the stage's error.
