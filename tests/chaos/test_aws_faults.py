@@ -21,6 +21,7 @@ import pytest
 from bluegreen_provider.sandbox import Sandbox
 from bluegreen_provider.sandbox.faults import KINDS, FaultPlan
 from bluegreen_provider.state import owner_of
+from tests.chaos.route53_history import committed_splits, distinct, generations
 
 # The e2e fixtures, requested by name below (hence the redefinitions ruff sees as F811).
 from tests.e2e.conftest import FAST, deploy, deployment_state, e2e_bundle, sandbox, service_db  # noqa: F401
@@ -39,29 +40,6 @@ LIMITS_STEPS = [
     {"weight": 50, "soak_seconds": 10},
     {"weight": 100, "soak_seconds": 0},
 ]
-
-
-def committed_splits(sandbox: Sandbox, report_split) -> list[dict[str, int]]:
-    """Every split Route53 held, change by change (the seed's included), each reported to the results."""
-    splits = [change["weights"] for change in sandbox.route53_changes()]
-    stray = [split for split in splits if report_split(split, STEPS, candidate=None)]
-    assert not stray, f"splits outside the declared steps {STEPS} and 100/0: {stray}"
-    return splits
-
-
-def distinct(splits: list[dict[str, int]]) -> list[dict[str, int]]:
-    """The splits in order, repeats (the state-only changes between two moves) folded."""
-    return [s for i, s in enumerate(splits) if i == 0 or s != splits[i - 1]]
-
-
-def generations(sandbox: Sandbox) -> list[int]:
-    """The state generation each deployment change wrote, from the change comments, in order."""
-    found = []
-    for change in sandbox.route53_changes():
-        comment = change["comment"] or ""
-        if comment.startswith("bluegreen ") and " gen " in comment and "landed, answer lost" not in comment:
-            found.append(int(comment.split(" gen ", 1)[1].split(":", 1)[0]))
-    return found
 
 
 def faults_seen(sandbox: Sandbox) -> dict[str, Any]:
@@ -83,8 +61,8 @@ def assert_promoted(result, sandbox: Sandbox, report_split) -> None:
     assert state.owner == owner_of(result.dag_id, result.run_id)
     # plan, deploy_green, health_check, shift_10, shift_50, shift_100, teardown_blue: each once
     assert (state.phase, state.generation, state.live) == ("retired", 7, "green"), state
-    assert generations(sandbox) == [1, 2, 3, 4, 5, 6, 7], "a generation applied twice or skipped"
-    assert distinct(committed_splits(sandbox, report_split)) == [
+    assert generations(sandbox.route53_changes()) == [1, 2, 3, 4, 5, 6, 7], "a generation applied twice or skipped"
+    assert distinct(committed_splits(sandbox.route53_changes(), report_split, STEPS)) == [
         {"blue": 100, "green": 0},
         {"blue": 90, "green": 10},
         {"blue": 50, "green": 50},
@@ -104,9 +82,10 @@ def assert_rolled_back(result, sandbox: Sandbox, report_split) -> None:
     state = deployment_state(sandbox)
     assert (state.phase, state.live, state.split) == ("rolled_back", "blue", {"blue": 100, "green": 0}), state
     assert state.reason.split(" ", 1)[0] in failed, state.reason
-    splits = distinct(committed_splits(sandbox, report_split))
+    splits = distinct(committed_splits(sandbox.route53_changes(), report_split, STEPS))
     assert splits == [{"blue": 100, "green": 0}, {"blue": 90, "green": 10}, {"blue": 100, "green": 0}], splits
-    assert sorted(generations(sandbox)) == generations(sandbox) == list(range(1, len(generations(sandbox)) + 1))
+    written = generations(sandbox.route53_changes())
+    assert written == list(range(1, len(written) + 1)), written
     assert sandbox.stats()["green"]["errors"] > 0
 
 

@@ -50,6 +50,7 @@ from bluegreen_provider.triggers.error_rate import ErrorRateTrigger
 
 # The e2e fixtures, requested by name below (hence the redefinitions ruff sees as F811).
 from tests.chaos.other_run import wait_for_approval_of
+from tests.chaos.route53_history import committed_splits, distinct
 from tests.e2e.aws_state import ALARM_STATES, assert_changed_only, sandbox_aws_state, state_history
 from tests.e2e.conftest import (  # noqa: F401
     FAST,
@@ -77,19 +78,6 @@ CHAOS_DAGS = Path(__file__).resolve().parent / "dags"
 SOAKS_PASS_ON_SCARCE_TRAFFIC = {"no_data_policy": "pass"}
 OTHER_RUN = Path(__file__).resolve().parent / "other_run.py"
 BUNDLES = "AIRFLOW__DAG_PROCESSOR__DAG_BUNDLE_CONFIG_LIST"
-
-
-def committed_splits(sandbox: Sandbox, report_split: Callable[..., bool]) -> list[dict[str, int]]:
-    """Every split Route53 held, change by change, each reported to the results; none stray."""
-    splits = [change["weights"] for change in sandbox.route53_changes()]
-    stray = [split for split in splits if report_split(split, STEPS, candidate=None)]
-    assert not stray, f"splits outside the declared steps {STEPS} and 100/0: {stray}"
-    return splits
-
-
-def distinct(splits: list[dict[str, int]]) -> list[dict[str, int]]:
-    """The splits in order, repeats (the state-only changes between two moves) folded."""
-    return [s for i, s in enumerate(splits) if i == 0 or s != splits[i - 1]]
 
 
 def verdicts(result: Any) -> dict[str, Any]:
@@ -234,7 +222,7 @@ def test_a_manual_rollback_during_each_stage_ends_on_the_slot_it_means(
     # Nothing moved traffic after the press: its change is Route53's last.
     changes = sandbox.route53_changes()
     assert changes[-1]["change_id"] == press.change_id, [c["comment"] for c in changes]
-    splits = committed_splits(sandbox, report_split)
+    splits = committed_splits(sandbox.route53_changes(), report_split, STEPS)
     assert distinct(splits) == distinct([*stage.splits_before, LIVE]), splits
 
     # The run fails at the stage after the press, or (after promotion) stops without retiring anything.
@@ -332,7 +320,7 @@ def assert_promoted(result: Any, sandbox: Sandbox, report_split: Callable[..., b
     state = deployment_state(sandbox)
     assert state.owner == owner_of(result.dag_id, result.run_id), state
     assert (state.phase, state.generation, state.live) == ("retired", 7, "green"), state
-    assert distinct(committed_splits(sandbox, report_split)) == CANARY
+    assert distinct(committed_splits(sandbox.route53_changes(), report_split, STEPS)) == CANARY
     return state
 
 

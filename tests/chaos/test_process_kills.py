@@ -32,6 +32,7 @@ import pytest
 
 from bluegreen_provider.sandbox.faults import FaultPlan, Gate
 from bluegreen_provider.state import DeploymentState, decode_txt, owner_of
+from tests.chaos.route53_history import generations
 from tests.e2e.airflow_world import (
     DAG_ID,
     FUNCTIONS,
@@ -222,15 +223,6 @@ def ledger(world: World) -> list[int]:
     with psycopg2.connect(world.lego_db_url) as conn, conn.cursor() as cur:
         cur.execute("SELECT version FROM bluegreen_schema_migrations ORDER BY version")
         return [row[0] for row in cur.fetchall()]
-
-
-def generations(changes: list[dict[str, Any]]) -> list[int]:
-    found = []
-    for change in changes:
-        comment = change["comment"] or ""
-        if comment.startswith("bluegreen ") and " gen " in comment and "landed, answer lost" not in comment:
-            found.append(int(comment.split(" gen ", 1)[1].split(":", 1)[0]))
-    return found
 
 
 def state_in(change: dict[str, Any], world: World) -> DeploymentState | None:
