@@ -37,6 +37,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import urlsplit
 
+from bluegreen_provider.sandbox.serving import ServingThread
+
 KINDS = ("throttle", "unavailable", "drop", "drop_applied", "slow")
 # Friendly names for the SigV4 signing names the proxy reads from each request.
 SERVICE_ALIASES = {"cloudwatch": "monitoring"}
@@ -283,23 +285,15 @@ class FaultProxy:
         self._lock = threading.Lock()
         self._tally = _Tally()
         self._host, self._port = host, port
-        self._server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
+        self._serving = ServingThread("sandbox-faults")
         self._gates: list[Gate] = []
 
     @property
     def url(self) -> str:
-        if self._server is None:
-            raise RuntimeError("fault proxy is not running")
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
+        return self._serving.url
 
     def start(self) -> FaultProxy:
-        server = ThreadingHTTPServer((self._host, self._port), _handler_for(self))
-        server.daemon_threads = True
-        self._server = server
-        self._thread = threading.Thread(target=server.serve_forever, args=(0.1,), name="sandbox-faults", daemon=True)
-        self._thread.start()
+        self._serving.serve(ThreadingHTTPServer((self._host, self._port), _handler_for(self)))
         return self
 
     def stop(self) -> None:
@@ -307,13 +301,7 @@ class FaultProxy:
             gates, self._gates = self._gates, []
         for gate in gates:
             gate.release()
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=10)
-        self._server = None
-        self._thread = None
+        self._serving.close()
 
     # what the proxy did ------------------------------------------------------------------------
 

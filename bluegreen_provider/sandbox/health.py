@@ -12,18 +12,15 @@ from __future__ import annotations
 
 import json
 import logging
-import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Protocol
 
 from bluegreen_provider.sandbox.alarms import UnknownAlarmError
+from bluegreen_provider.sandbox.serving import ServingThread
 from bluegreen_provider.sandbox.world import SLOTS
 
 log = logging.getLogger(__name__)
 _MAX_BODY = 64 * 1024
-
-
-_POLL_SECONDS = 0.1  # how soon shutdown() is noticed
 
 
 class SandboxControl(Protocol):
@@ -104,29 +101,14 @@ class HealthServer:
         self._control = control
         self._host = host
         self._port = port
-        self._server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
+        self._serving = ServingThread("sandbox-http")
 
     @property
     def url(self) -> str:
-        if self._server is None:
-            raise RuntimeError("health server is not running")
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
+        return self._serving.url
 
     def start(self) -> None:
-        self._server = ThreadingHTTPServer((self._host, self._port), _make_handler(self._control))
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, args=(_POLL_SECONDS,), name="sandbox-http", daemon=True
-        )
-        self._thread.start()
+        self._serving.serve(ThreadingHTTPServer((self._host, self._port), _make_handler(self._control)))
 
     def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=10)
-        self._server = None
-        self._thread = None
+        self._serving.close()

@@ -8,21 +8,18 @@ served application is moto's own.
 from __future__ import annotations
 
 import json
-import threading
 import urllib.request
 from typing import Any
 
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
-from werkzeug.serving import BaseWSGIServer, make_server
+from werkzeug.serving import make_server
 
 from bluegreen_provider.sandbox import cloudwatch_rules, health_checkers, lambda_rules, route53_rules, throttling
+from bluegreen_provider.sandbox.serving import ServingThread
 
 # moto keeps Lambda state in a Docker-free backend when this is set; the sandbox never invokes Lambda
 # through moto (the simulator runs the handler code itself), so Docker is never needed.
 LAMBDA_WITHOUT_DOCKER = {"lambda": {"use_docker": False}}
-
-
-_POLL_SECONDS = 0.1  # how soon shutdown() is noticed
 
 
 class _QuietHandler(MotoRequestHandler):
@@ -38,16 +35,12 @@ class MotoServer:
     def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
         self._host = host
         self._port = port
-        self._server: BaseWSGIServer | None = None
-        self._thread: threading.Thread | None = None
+        self._serving = ServingThread("sandbox-moto")
         self._previous_config: dict[str, Any] = {"lambda": {"use_docker": True}}
 
     @property
     def url(self) -> str:
-        if self._server is None:
-            raise RuntimeError("moto server is not running")
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
+        return self._serving.url
 
     def start(self) -> None:
         route53_rules.install()
@@ -56,11 +49,7 @@ class MotoServer:
         health_checkers.install()
         throttling.install()
         app = DomainDispatcherApplication(create_backend_app)
-        self._server = make_server(self._host, self._port, app, threaded=True, request_handler=_QuietHandler)
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, args=(_POLL_SECONDS,), name="sandbox-moto", daemon=True
-        )
-        self._thread.start()
+        self._serving.serve(make_server(self._host, self._port, app, threaded=True, request_handler=_QuietHandler))
         # moto's backends and config are process-global: a previous sandbox in this process must not
         # leak in, and this one must leave the config as it found it for anything else using moto here.
         self._post("/moto-api/reset", None)
@@ -69,18 +58,13 @@ class MotoServer:
         self._post("/moto-api/config", LAMBDA_WITHOUT_DOCKER)
 
     def stop(self) -> None:
-        if self._server is not None:
+        if self._serving.running:
             try:
                 self._post("/moto-api/reset", None)  # frees the metrics and functions it accumulated
                 self._post("/moto-api/config", self._previous_config)
             except OSError:
                 pass  # the server thread is already gone; nothing left to free
-            self._server.shutdown()
-            self._server.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=10)
-        self._server = None
-        self._thread = None
+        self._serving.close()
 
     def _post(self, path: str, body: dict[str, Any] | None) -> None:
         self._call("POST", path, json.dumps(body).encode() if body is not None else b"")
