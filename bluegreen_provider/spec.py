@@ -6,6 +6,7 @@ with every problem listed, before anything in AWS or the database changes.
 
 from __future__ import annotations
 
+import difflib
 import math
 import re
 from collections.abc import Callable, Mapping, Sequence
@@ -19,6 +20,20 @@ SLOT_NAMES = ("blue", "green")
 MAX_ROUTE53_WEIGHT = 255
 POST_PROMOTION_POLICIES = ("rollback", "notify", "off")
 APPROVAL_MODES = ("required", "auto")
+# What a deployment tells people about (bluegreen_provider.notifications words each one).
+NOTIFICATION_EVENTS = (
+    "approval_needed",
+    "shifted",
+    "held",
+    "rolled_back",
+    "promoted",
+    "torn_down",
+    "post_promotion_rollback",
+    "post_promotion_breach",
+    "overdue",
+)
+# The story's target for a whole deployment; past it, "overdue" goes out (Airflow's Deadline Alerts).
+DEFAULT_OVERDUE_SECONDS = 30 * 60
 _FUNCTION_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 _ALIAS_NAME = re.compile(r"^(?!^[0-9]+$)[A-Za-z0-9_-]{1,128}$")
 _SERVICE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
@@ -26,6 +41,8 @@ _DNS_LABEL = re.compile(r"[A-Za-z0-9_*\\-]{1,63}")
 _ZONE_ID = re.compile(r"(/hostedzone/)?[A-Z0-9]{1,32}")
 _HTTP_URL = re.compile(r"https?://[^\s]{1,2040}")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_SNS_ARN = re.compile(r"arn:aws[a-z-]*:sns:[a-z0-9-]+:[0-9]{12}:[A-Za-z0-9_./-]{1,256}")
+_REGION = re.compile(r"[a-z]{2}(-[a-z]+)+-[0-9]")
 _HEALTH_CHECK_TYPES = ("HTTP", "HTTPS", "HTTP_STR_MATCH", "HTTPS_STR_MATCH", "TCP")  # as Route53 takes them
 # A wait longer than a year is a typo, and deadlines that far off overflow datetime arithmetic mid-run.
 MAX_SECONDS = 366 * 24 * 3600
@@ -309,6 +326,117 @@ def _migration_problems(m: MigrationSpec) -> list[str]:
 
 
 @dataclass(frozen=True)
+class SnsTarget:
+    """An SNS topic (or endpoint) the amazon provider's ``SnsNotifier`` publishes to."""
+
+    target_arn: str
+    aws_conn_id: str | None = "aws_default"
+    region_name: str | None = None
+
+
+@dataclass(frozen=True)
+class SlackTarget:
+    """A Slack incoming webhook (its URL in the connection) the Slack provider's notifier posts to."""
+
+    slack_webhook_conn_id: str = "slack_default"
+
+
+@dataclass(frozen=True)
+class NotificationSpec:
+    """Who hears about a deployment, and of which events (sent by :mod:`bluegreen_provider.notifications`).
+
+    ``overdue_after_seconds`` is the Deadline Alert: measured from when the run was queued, it fires
+    only while the deployment has neither promoted nor rolled back.
+    """
+
+    sns: SnsTarget | None = None
+    slack: SlackTarget | None = None
+    events: tuple[str, ...] = NOTIFICATION_EVENTS
+    overdue_after_seconds: float = DEFAULT_OVERDUE_SECONDS
+
+    @property
+    def targets(self) -> tuple[str, ...]:
+        return tuple(name for name in ("sns", "slack") if getattr(self, name) is not None)
+
+
+def _provider_installed(distribution: str) -> bool:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        version(distribution)
+    except PackageNotFoundError:
+        return False
+    return True
+
+
+def _notification_problems(n: NotificationSpec) -> list[str]:
+    """The notification settings, checked when the DAG file is parsed, so a typo never waits for a rollback."""
+    p: list[str] = []
+    if not n.targets:
+        p.append("notifications: give sns, slack or both")
+    if n.sns is not None:
+        if not (isinstance(n.sns.target_arn, str) and _SNS_ARN.fullmatch(n.sns.target_arn)):
+            p.append(
+                "notifications.sns.target_arn must be an SNS topic or endpoint ARN "
+                f"(arn:aws:sns:<region>:<account>:<name>), got {_show(n.sns.target_arn)}"
+            )
+        if n.sns.aws_conn_id is not None and not _is_text(n.sns.aws_conn_id, 250):
+            p.append(f"notifications.sns.aws_conn_id must be an Airflow connection id, got {_show(n.sns.aws_conn_id)}")
+        if n.sns.region_name is not None and not (
+            isinstance(n.sns.region_name, str) and _REGION.fullmatch(n.sns.region_name)
+        ):
+            p.append(f"notifications.sns.region_name must be an AWS region, got {_show(n.sns.region_name)}")
+    if n.slack is not None:
+        if not _is_text(n.slack.slack_webhook_conn_id, 250):
+            p.append(
+                "notifications.slack.slack_webhook_conn_id must be an Airflow connection id, "
+                f"got {_show(n.slack.slack_webhook_conn_id)}"
+            )
+        if not _provider_installed("apache-airflow-providers-slack"):
+            p.append("notifications.slack needs the Slack provider: pip install 'airflow-provider-bluegreen[slack]'")
+    if isinstance(n.events, str) or not isinstance(n.events, Sequence) or not n.events:
+        p.append(
+            f"notifications.events must be a non-empty list of events {list(NOTIFICATION_EVENTS)}, got "
+            f"{_show(n.events)}"
+        )
+    else:
+        for event in n.events:
+            if event in NOTIFICATION_EVENTS:
+                continue
+            close = difflib.get_close_matches(str(event), NOTIFICATION_EVENTS, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else f"; events are {list(NOTIFICATION_EVENTS)}"
+            p.append(f"notifications.events: unknown event {_show(event)}{hint}")
+    p += _seconds_problem("notifications.overdue_after_seconds", n.overdue_after_seconds)
+    return p
+
+
+def _assigned_user_problems(users: Any) -> list[str]:
+    """``assigned_users``: the people who may answer the approval, as Airflow's HITL takes them."""
+    if isinstance(users, str | bytes | Mapping) or not isinstance(users, Sequence):
+        return [f'assigned_users must be a list of {{"id": ..., "name": ...}}, got {_show(users)}']
+    p: list[str] = []
+    ids: list[str] = []
+    for i, user in enumerate(users):
+        where = f"assigned_users[{i}]"
+        if not isinstance(user, Mapping):
+            p.append(f'{where} must be {{"id": ..., "name": ...}}, got {_show(user)}')
+            continue
+        extra = sorted(set(user) - {"id", "name"}, key=str)
+        if extra:
+            p.append(f"{where}: unknown keys {extra}; known keys are ['id', 'name']")
+        if not _is_text(user.get("id"), 256):
+            p.append(f"{where}.id must be the user's Airflow id (1..256 characters), got {_show(user.get('id'))}")
+        else:
+            ids.append(user["id"])
+        if user.get("name") is not None and not _is_text(user["name"], 256):
+            p.append(f"{where}.name must be 1..256 characters without control characters, got {_show(user['name'])}")
+    duplicates = sorted({i for i in ids if ids.count(i) > 1})
+    if duplicates:
+        p.append(f"assigned_users: duplicate ids {duplicates}")
+    return p
+
+
+@dataclass(frozen=True)
 class DeploymentSpec:
     """Everything a deployment needs.
 
@@ -338,6 +466,8 @@ class DeploymentSpec:
     approval_timeout_policy: str = "hold"
     # "auto" promotes without a person when every soak was clean and the candidate no worse than live.
     approval_mode: str = "required"
+    # Who may answer the approval ({"id", "name"} per person, as Airflow's HITL takes them); empty: anyone.
+    assigned_users: tuple[Mapping[str, str], ...] = ()
     retention_seconds: int = 24 * 3600
     # While the previous release is retained: roll back to it on a breach, only report it, or do not watch.
     post_promotion_policy: str = "rollback"
@@ -348,6 +478,7 @@ class DeploymentSpec:
     migrations: MigrationSpec | None = None
     # One release for every function that names no code itself; ``functions`` hold the result.
     release: Release | None = None
+    notifications: NotificationSpec | None = None
 
     # -- construction ---------------------------------------------------------------------------
     @classmethod
@@ -416,16 +547,30 @@ class DeploymentSpec:
         health = build(HealthSpec, raw.get("health") or {}, "health") or HealthSpec()
         migrations = build(MigrationSpec, raw["migrations"], "migrations") if raw.get("migrations") else None
         release = build(Release, raw["release"], "release") if raw.get("release") is not None else None
+        notifications = None
+        if raw.get("notifications") is not None:
+            notifications = build(NotificationSpec, raw["notifications"], "notifications")
+        if notifications is not None:
+            targets = {
+                key: build(kind, getattr(notifications, key), f"notifications.{key}")
+                for key, kind in (("sns", SnsTarget), ("slack", SlackTarget))
+                if getattr(notifications, key) is not None
+            }
+            events = notifications.events
+            notifications = replace(
+                notifications, **targets, events=tuple(events) if isinstance(events, list | tuple) else events
+            )
         if release is not None and not release.problems():  # validate() lists the release's problems
             functions = release.apply(functions)
 
         scalars = {
             k: raw[k]
-            for k in known - {"slots", "functions", "steps", "health", "migrations", "release"}
+            for k in known - {"slots", "functions", "steps", "health", "migrations", "release", "notifications"}
             if k in raw and raw[k] is not None
         }
-        if isinstance(scalars.get("alarms"), list | tuple):
-            scalars["alarms"] = tuple(scalars["alarms"])  # anything else is named by validate()
+        for listed_key in ("alarms", "assigned_users"):
+            if isinstance(scalars.get(listed_key), list | tuple):
+                scalars[listed_key] = tuple(scalars[listed_key])  # anything else is named by validate()
         for required in ("service", "hosted_zone", "record_name"):
             if not raw.get(required):
                 problems.append(f"{required} is required")
@@ -438,6 +583,7 @@ class DeploymentSpec:
             health=health,
             migrations=migrations,
             release=release,
+            notifications=notifications,
             **scalars,
         )
         spec.validate()
@@ -447,6 +593,7 @@ class DeploymentSpec:
         data = asdict(self)
         data["slots"] = {name: {k: v for k, v in slot.items() if k != "name"} for name, slot in data["slots"].items()}
         data["release"] = self.release.to_dict() if self.release is not None else None
+        data["assigned_users"] = [dict(user) for user in self.assigned_users]
         return data
 
     def release_inputs(self) -> dict[str, Any]:
@@ -552,6 +699,9 @@ class DeploymentSpec:
         p.extend(self._health_problems())
         if self.migrations:
             p.extend(_migration_problems(self.migrations))
+        if self.notifications is not None:
+            p.extend(_notification_problems(self.notifications))
+        p.extend(_assigned_user_problems(self.assigned_users))
         if p:
             raise SpecError(p)
 
@@ -663,6 +813,11 @@ class DeploymentSpec:
     def canary_steps(self) -> tuple[Step, ...]:
         """The steps before full promotion; each is shifted to and soaked."""
         return tuple(s for s in self.steps if s.weight < 100)
+
+    @property
+    def approvers(self) -> list[dict[str, str]]:
+        """``assigned_users`` as Airflow's HITL takes them (a name defaults to the id)."""
+        return [{"id": u["id"], "name": u.get("name") or u["id"]} for u in self.assigned_users]
 
     @property
     def lock_tag_key(self) -> str:
