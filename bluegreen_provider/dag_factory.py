@@ -9,6 +9,9 @@ can be cleared and re-run:
     rollback: the run's teardown, however the run ends (every stage's on_failure_callback also
               sends the rollback at once; the teardown waits for INSYNC and reads it back)
 
+The config's ``notifications`` reach the approval's HITL request (its ``notifiers``) and the DAG's
+Deadline Alert ("overdue"); the stages send the rest (:mod:`bluegreen_provider.notifications`).
+
 The traffic steps shape the tasks, so they come from the config; everything else (release,
 soaks, threshold, timeouts, retention, dry run) is a run Param validated by JSON schema and
 checked again by the plan before anything changes.
@@ -24,6 +27,7 @@ from typing import Any
 
 from airflow.sdk import DAG, Param, TriggerRule, chain
 
+from bluegreen_provider.notifications import ApprovalNotifier, overdue_alert
 from bluegreen_provider.operators.deploy import DeployGreenOperator
 from bluegreen_provider.operators.health import HealthCheckOperator
 from bluegreen_provider.operators.migrations import RunMigrationsOperator
@@ -170,6 +174,10 @@ def deployment_dag(
         "retries": stage_retries,
         "retry_delay": stage_retry_delay,
     }
+    overdue = overdue_alert(spec, aws_conn_id=aws_conn_id, region_name=region_name)
+    if overdue is not None:
+        given = dag_kwargs.pop("deadline", None) or []
+        dag_kwargs["deadline"] = [*([given] if not isinstance(given, list | tuple) else given), overdue]
     with DAG(
         dag_id=dag_id,
         schedule=None,
@@ -223,6 +231,8 @@ def deployment_dag(
             task_id="approval",
             evidence_task_ids=[f"soak_{_pct(s.weight)}" for s in spec.canary_steps],
             promote_task_ids=["shift_100", "teardown_blue"],
+            assigned_users=spec.approvers or None,
+            notifiers=[ApprovalNotifier(spec.notifications)] if spec.notifications else None,
             **stage_args,
         )
         promote = ShiftWeightOperator(task_id="shift_100", candidate_pct=100, approval_task_id="approval", **stage_args)

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk.exceptions import AirflowFailException
 
+from bluegreen_provider.notifications import notify, what_broke
 from bluegreen_provider.operators.base import StageOperator
 from bluegreen_provider.plan import Plan, PlanError
 from bluegreen_provider.rollback import describe_split, emergency_rollback, outcome_summary, report_live_health
@@ -122,6 +123,17 @@ class RollbackOperator(StageOperator):
                 result["warnings"] = [*result.get("warnings", []), health.warning]
                 result["reason"] = "; ".join(r for r in (result.get("reason"), health.warning) if r)
         stages = ", ".join(failed) or "none"
+        stopped = [t for t in failed if t != self.hold_task_id]
+        if result.get("action") == "rolled_back" or stopped:
+            notify(
+                context,
+                plan,
+                "rolled_back",
+                failed=stopped,
+                cause=what_broke(context, stopped) or (state.reason if state is not None else None),
+                split=snap.split,
+                warning=health.warning if health is not None else None,
+            )
         if result.get("action") == "rolled_back":
             self.log.warning(
                 "Traffic restored to %s (%s). Failed stages: %s.",

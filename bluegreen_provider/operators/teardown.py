@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 from airflow.providers.standard.triggers.temporal import DateTimeTrigger
 from airflow.sdk.exceptions import AirflowFailException
 
+from bluegreen_provider.notifications import notify
 from bluegreen_provider.operators.base import StageOperator
 from bluegreen_provider.plan import Plan
 from bluegreen_provider.rollback import outcome_summary, post_promotion_rollback, rollback_hint
@@ -113,6 +114,7 @@ class TeardownBlueOperator(StageOperator):
         context["ti"].xcom_push(key="verdict", value=verdict)
         cause = f"{event['rule']} after promotion: {event['message']}"
         if plan.spec.post_promotion_policy != "rollback":
+            notify(context, plan, "post_promotion_breach", cause=cause, policy=plan.spec.post_promotion_policy)
             raise AirflowFailException(
                 f"POST-PROMOTION BREACH ({cause}). Not rolling back (post_promotion_policy="
                 f"{plan.spec.post_promotion_policy}): to go back, {rollback_hint(plan.spec.service)}; to keep the "
@@ -145,8 +147,12 @@ class TeardownBlueOperator(StageOperator):
         plan = self.load_plan(context)
         result = dict(result or {})
         context["ti"].xcom_push(key="rollback", value=result)
-        split = plan.describe_split(self.read_split(plan))
+        weights = self.read_split(plan)
+        split = plan.describe_split(weights)
         insync = (event or {}).get("status") == "success"
+        notify(
+            context, plan, "post_promotion_rollback", cause=result.get("cause"), live=result.get("live"), split=weights
+        )
         raise AirflowFailException(
             f"POST-PROMOTION ROLLBACK: {result.get('cause')}. Traffic is back on {result.get('live')} ({split})"
             + ("" if insync else f"; Route53 did not confirm INSYNC: {(event or {}).get('message')}")
@@ -184,9 +190,11 @@ class TeardownBlueOperator(StageOperator):
             health_check if deleted_check else "none",
             pruned,
         )
-        return {
+        result = {
             "action": "retired",
             "slot": plan.live,
             "health_check_deleted": health_check if deleted_check else None,
             "pruned": pruned,
         }
+        notify(context, plan, "torn_down", **result)
+        return result

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
 from bluegreen_provider.hooks.cloudwatch import UnknownAlarmError
+from bluegreen_provider.notifications import notify
 from bluegreen_provider.operators.base import StageOperator
 from bluegreen_provider.plan import Plan
 from bluegreen_provider.soak import Soak, SoakRules, SoakWatch, slot_query
@@ -264,5 +265,16 @@ class ShiftWeightOperator(StageOperator):
                 if retained
                 else "Nothing is retained.",
             )
+            notify(
+                context,
+                plan,
+                "promoted",
+                split=split,
+                approval=approval,
+                retained_slot=retained.slot if retained else None,
+                retain_until=result["retain_until"],
+            )
+        else:
+            notify(context, plan, "shifted", pct=self.candidate_pct, before=previous_split, after=split)
         self.log.info("Traffic now %s", plan.describe_split(split))
         return result

@@ -24,6 +24,7 @@ from airflow.sdk import BaseNotifier, SkipMixin, TriggerRule
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
 from bluegreen_provider import approval_rule
+from bluegreen_provider.notifications import notify
 from bluegreen_provider.operators.base import PLAN_TASK_ID, StageMixin, StageOperator
 from bluegreen_provider.state import Phase, TransitionRefused, hold
 
@@ -492,6 +493,7 @@ class HoldOperator(StageOperator):
         deployment = self.service_state(plan).state()
         if deployment is None or deployment.owner != self.run_owner(context) or deployment.phase != Phase.HELD:
             return
+        notify(context, plan, "held", split=deployment.split, why=deployment.reason, by_soak=True)
         raise AirflowFailException(
             f"HELD at {plan.describe_split(deployment.split)}: {deployment.reason}. Traffic stays split. When live "
             f"recovers, clear the soak to watch again; to roll back: {rollback_hint(plan.spec.service)}."
@@ -505,6 +507,7 @@ class HoldOperator(StageOperator):
             why = f"approval timed out after {duration(seconds)}" if seconds else "approval timed out"
         else:
             why = f"rejected by {record.get('by') or 'an unknown user'} at {_when(record.get('at'))}"
+        split = None
         try:
             split = self.read_split(plan)
             where = plan.describe_split(split)
@@ -514,6 +517,7 @@ class HoldOperator(StageOperator):
             owner = f" Not recorded as held: {err}."
         except Exception as err:  # the reason must reach the on-call engineer even if AWS does not answer
             where, owner = f"an unknown split (Route53 could not be read: {err})", ""
+        notify(context, plan, "held", split=split, why=why)
         return (
             f"HELD at {where}: {why}. Traffic stays split. To promote: clear '{self.approval_task_id}' "
             f"with its downstream tasks and approve; to roll back: {rollback_hint(service)}.{owner}"
