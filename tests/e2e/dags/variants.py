@@ -50,3 +50,20 @@ command_migrations = deployment_dag(
         "migrations": {"conn_id": "lego_db", "command": 'env; echo "url=$DATABASE_URL"; exit 3'},
     },
 )
+
+# Notifications (tests/e2e/test_notifications.py): every event to an SNS topic in the sandbox, which the test
+# creates with an SQS queue subscribed and reads back. moto's default account owns the topic. No "overdue":
+# dag.test() never creates the deadline (its runs have no queued_at), and a successful dag.test() of a DAG
+# with a Deadline Alert crashes at the end (apache/airflow#73428).
+NOTIFIED_TOPIC = "arn:aws:sns:us-east-1:123456789012:bluegreen-deployments"
+notified = deployment_dag(
+    "e2e_notified",
+    {
+        **LEGO_API,
+        "service": "lego-api-notified",
+        "notifications": {
+            "sns": {"target_arn": NOTIFIED_TOPIC},
+            "events": ["approval_needed", "shifted", "held", "rolled_back", "promoted", "torn_down"],
+        },
+    },
+)
