@@ -9,6 +9,7 @@ from __future__ import annotations
 import difflib
 import math
 import re
+from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import MISSING, asdict, dataclass, field, replace
 from string import Formatter
@@ -430,7 +431,7 @@ def _assigned_user_problems(users: Any) -> list[str]:
             ids.append(user["id"])
         if user.get("name") is not None and not _is_text(user["name"], 256):
             p.append(f"{where}.name must be 1..256 characters without control characters, got {_show(user['name'])}")
-    duplicates = sorted({i for i in ids if ids.count(i) > 1})
+    duplicates = sorted(i for i, n in Counter(ids).items() if n > 1)
     if duplicates:
         p.append(f"assigned_users: duplicate ids {duplicates}")
     return p
