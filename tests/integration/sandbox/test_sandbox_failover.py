@@ -174,7 +174,11 @@ def test_one_checker_region_failing_keeps_the_canary_its_traffic_a_real_outage_d
     run.shift(10)
     assert checks_on_records(sandbox) == {"blue": None, "green": green}
     sandbox.fail_checker_region("ap-southeast-2")
-    wait_until(lambda: sandbox.health_check_status(green)["verdicts"]["ap-southeast-2"] is False, what="region down")
+    # None until the checkers have probed the new check once
+    wait_until(
+        lambda: ((sandbox.health_check_status(green) or {}).get("verdicts") or {}).get("ap-southeast-2") is False,
+        what="region down",
+    )
     settled(sandbox, wait_until)
 
     status = Route53Hook(aws_conn_id="aws_default").health_check_status(green)
