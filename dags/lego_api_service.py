@@ -1,4 +1,6 @@
-"""The lego API as a blue/green service: the one place its names, endpoints and alarms are written.
+"""The lego API as a blue/green service: the provider's example service, written once in
+``bluegreen_provider/example_dags/lego_api_service.py`` (names, endpoints, alarms), with this
+folder's migrations and this checkout's sandbox releases.
 
 Out of the box it points at the embedded sandbox (``make demo`` / ``make airflow``); for real AWS set
 ``aws_default`` to your account and ``BLUEGREEN_HEALTH_BASE_URL`` / ``BLUEGREEN_RELEASES_DIR`` (or pass
@@ -8,41 +10,14 @@ the ``release`` param when triggering, e.g. ``{"label": "1.4.2", "s3_bucket": "a
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-FUNCTIONS = ("moc", "gallery", "wishlist", "profile")
+from bluegreen_provider.example_dags import lego_api_service as example
+
+HERE = Path(__file__).resolve().parent
+FUNCTIONS = example.FUNCTIONS
 
 
 def lego_api() -> dict:
     """The service config, with endpoints read from the environment each time a DAG file is parsed."""
-    releases = Path(os.environ.get("BLUEGREEN_RELEASES_DIR", REPO / ".sandbox" / "releases"))
-    health_base = os.environ.get("BLUEGREEN_HEALTH_BASE_URL", "http://127.0.0.1:5056")
-    return {
-        "service": "lego-api",
-        "hosted_zone": "lego-mocs.com",
-        "record_name": "api.lego-mocs.com",
-        # Functions by name take the release; the sandbox's demo releases are one zip for all four.
-        "functions": [{"name": f"lego-api-{name}"} for name in FUNCTIONS],
-        "release": {"zip_file": str(releases / "v2.zip")},
-        "slots": {
-            slot: {
-                "set_identifier": slot,
-                "alias": f"production-{slot}",
-                "health_url": f"{health_base}/{slot}/health",
-                "health_check_fqdn": f"production-{slot}.execute-api.us-east-1.amazonaws.com",
-                "api_name": f"lego-api-{slot}",
-            }
-            for slot in ("blue", "green")
-        },
-        # API Gateway 5XX counts every failed request, also those a handler answers with a 500 itself;
-        # Lambda's Errors metric would only see unhandled exceptions.
-        "metrics_source": "apigateway",
-        "alarms": [
-            "lego-api-gateway-5xx-errors",
-            "lego-api-moc-errors",
-            "lego-api-gallery-errors",
-        ],
-        "migrations": {"conn_id": "lego_db", "folder": str(REPO / "dags" / "migrations" / "lego_api")},
-    }
+    return example.lego_api(migrations=HERE / "migrations" / "lego_api", releases=HERE.parent / ".sandbox" / "releases")
