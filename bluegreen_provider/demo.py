@@ -25,9 +25,11 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-REPO = Path(__file__).resolve().parents[1]
-DAG_FILE = REPO / "dags" / "blue_green_deploy.py"
-DAG_ID = "blue_green_deploy"
+from bluegreen_provider.example_dags import DEPLOY_DAG_ID as DAG_ID
+from bluegreen_provider.locations import EXAMPLE_DAGS, local_dags_folder, state_root
+
+# The demo runs the example the package ships, so it runs the same from a wheel as from a checkout.
+DAG_FILE = EXAMPLE_DAGS / "blue_green_deploy.py"
 
 SCENARIOS: dict[str, dict[str, Any]] = {
     "happy": {"release": "v2", "approval": "Approve", "about": "a good release, approved, promoted"},
@@ -88,7 +90,7 @@ def _prepare_airflow_env(home: Path) -> None:
             "AIRFLOW_HOME": str(home),
             "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home}/airflow.db",
             "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-            "AIRFLOW__CORE__DAGS_FOLDER": str(REPO / "dags"),
+            "AIRFLOW__CORE__DAGS_FOLDER": str(DAG_FILE.parent),
             "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "True",
             "AIRFLOW__LOGGING__LOGGING_LEVEL": os.environ.get("BLUEGREEN_DEMO_LOG_LEVEL", "WARNING"),
             "AIRFLOW__API_AUTH__JWT_SECRET": "bluegreen-demo-" + "0" * 49,
@@ -169,8 +171,8 @@ def run_demo(scenario: str = "happy", profile: str | None = None, overrides: dic
         print(f"unknown scenario {scenario!r}; choose one of {sorted(SCENARIOS)}", file=sys.stderr)
         return 2
     plan = SCENARIOS[scenario]
-    home = REPO / ".airflow" / "demo"
-    state_dir = REPO / ".sandbox" / "demo"
+    home = state_root() / ".airflow" / "demo"
+    state_dir = state_root() / ".sandbox" / "demo"
     _prepare_airflow_env(home)
 
     from bluegreen_provider.sandbox import Sandbox
@@ -308,12 +310,17 @@ def _timeline(sandbox: Any, since: float) -> str:
 
 
 def run_airflow(port: int = 8080, profile: str | None = None, overrides: dict[str, Any] | None = None) -> int:
-    """Airflow (Postgres metadata DB, LocalExecutor) and the sandbox, until Ctrl-C; no orphans."""
+    """Airflow (Postgres metadata DB, LocalExecutor) and the sandbox, until Ctrl-C; no orphans.
+
+    The sandbox leaves its state file in ``.sandbox/airflow`` meanwhile, so ``bluegreen status`` and
+    ``bluegreen rollback`` run from the same directory act on it.
+    """
     from bluegreen_provider.sandbox import Sandbox
+    from bluegreen_provider.sandbox.state import SandboxState, remove_state, write_state
     from bluegreen_provider.stack import AirflowStack, ensure_postgres_database
 
     profile = _profile_from_env(profile)
-    state_dir = REPO / ".sandbox" / "airflow"
+    state_dir = state_root() / ".sandbox" / "airflow"
     with Sandbox(
         rate_per_second=20, flush_seconds=5, state_dir=state_dir, profile=profile, **(overrides or {})
     ) as sandbox:
@@ -326,29 +333,45 @@ def run_airflow(port: int = 8080, profile: str | None = None, overrides: dict[st
             "BLUEGREEN_RELEASES_DIR": str(state_dir / "releases"),
         }
         stack = AirflowStack(
-            home=REPO / ".airflow" / "stack",
+            home=state_root() / ".airflow" / "stack",
             sql_alchemy_conn=ensure_postgres_database("bluegreen_airflow"),
             port=port,
             extra_env=env,
+            dags_folder=local_dags_folder(),
         )
         stop = threading.Event()
         signal.signal(signal.SIGTERM, lambda *_: stop.set())
-        print("starting Airflow (api-server, scheduler, dag-processor, triggerer) …", flush=True)
-        with stack:
-            print(
-                f"\nAirflow is up: {stack.url}  (no login needed)\n"
-                f"  sandbox AWS: {sandbox.endpoint_url} (profile {sandbox.profile.name})   "
-                f"traffic status: {sandbox.http_url}/status\n"
-                f"  DAG: blue_green_deploy — unpause it, trigger it, approve at the 'approval' task\n"
-                f"  stop: Ctrl-C\n",
-                flush=True,
-            )
-            try:
-                while not stop.wait(1):
+        write_state(
+            state_dir,
+            SandboxState(
+                pid=os.getpid(),
+                endpoint_url=sandbox.endpoint_url,
+                http_url=sandbox.http_url,
+                hosted_zone_id=sandbox.hosted_zone_id,
+                region=sandbox.region,
+                connection_json=sandbox.connection_json(),
+            ),
+        )
+        try:
+            print("starting Airflow (api-server, scheduler, dag-processor, triggerer) …", flush=True)
+            with stack:
+                print(
+                    f"\nAirflow is up: {stack.url}  (no login needed)\n"
+                    f"  sandbox AWS: {sandbox.endpoint_url} (profile {sandbox.profile.name})   "
+                    f"traffic status: {sandbox.http_url}/status\n"
+                    f"  DAG: blue_green_deploy — unpause it, trigger it, approve at the 'approval' task\n"
+                    f"  on-call CLI, from this directory: bluegreen --dags-folder {stack.dags_folder} status\n"
+                    f"  stop: Ctrl-C\n",
+                    flush=True,
+                )
+                try:
+                    while not stop.wait(1):
+                        pass
+                except KeyboardInterrupt:
                     pass
-            except KeyboardInterrupt:
-                pass
-            print("stopping …", flush=True)
+                print("stopping …", flush=True)
+        finally:
+            remove_state(state_dir, os.getpid())
     print("stopped; no process left behind.", flush=True)
     return 0
 

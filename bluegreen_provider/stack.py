@@ -21,7 +21,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-REPO = Path(__file__).resolve().parents[1]
+from bluegreen_provider.locations import local_dags_folder, local_plugins_folder
+
 COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer")
 
 
@@ -78,7 +79,8 @@ class AirflowStack:
     port: int = 8080
     extra_env: Mapping[str, str] = field(default_factory=dict)
     parallelism: int = 4
-    dags_folder: Path = REPO / "dags"
+    dags_folder: Path = field(default_factory=local_dags_folder)
+    plugins_folder: Path | None = field(default_factory=local_plugins_folder)  # None: Airflow's default
     processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
     sessions: set[int] = field(default_factory=set)  # one per component ever started, led by its pid
 
@@ -96,7 +98,6 @@ class AirflowStack:
                 "AIRFLOW__CORE__PARALLELISM": str(self.parallelism),
                 "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
                 "AIRFLOW__CORE__DAGS_FOLDER": str(self.dags_folder),
-                "AIRFLOW__CORE__PLUGINS_FOLDER": str(REPO / "plugins"),
                 "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "True",
                 "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{self.url}/execution/",
                 "AIRFLOW__API__BASE_URL": self.url,
@@ -112,6 +113,8 @@ class AirflowStack:
                 "AIRFLOW__WORKERS__MIN_HEARTBEAT_INTERVAL": "1",
             }
         )
+        if self.plugins_folder is not None:
+            env["AIRFLOW__CORE__PLUGINS_FOLDER"] = str(self.plugins_folder)
         env.update(self.extra_env)
         return env
 

@@ -56,6 +56,19 @@ def remove_state(state_dir: Path, pid: int) -> None:
         state_path(state_dir).unlink(missing_ok=True)
 
 
+def is_alive(pid: int) -> bool:
+    """True if ``pid`` is a live (not zombie) process: a state file outlives a process killed with -9.
+
+    A sandbox run inside another process (``bluegreen airflow``) leaves its state file too; that
+    process is no daemon, so this is the check for "still serving" that holds for both.
+    """
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[-1].split()[0] != "Z"
+
+
 def is_sandbox_daemon(pid: int) -> bool:
     """True if ``pid`` is a live (not zombie) sandbox daemon, so a recycled pid is never signalled."""
     try:
