@@ -178,8 +178,10 @@ class ErrorRateSensor(StageMixin, BaseSensorOperator):
             raise AirflowFailException(f"soak at {self.stage_pct} % stopped: {stopped}")
         status = (event or {}).get("status")
         if status in ("breach", "no_data", "error", "degraded"):
-            # Kept beside the failure so the timeline, the demo and people can see why without the log.
-            verdict = {k: event.get(k) for k in ("status", "rule", "message", "figures", "detected_at")}
+            # Kept beside the failure so the timeline, the demo and people can see why without the log; the
+            # samples and the watch's times let the timeline chart the soak that failed.
+            kept = ("status", "rule", "message", "figures", "detected_at", "samples", "watched_from", "started_at")
+            verdict = {k: event.get(k) for k in kept}
             context["ti"].xcom_push(key="verdict", value=verdict)
         if status == "clean":
             self._resume_if_held(context)

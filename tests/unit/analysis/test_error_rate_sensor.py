@@ -168,6 +168,9 @@ def test_error_rate_breach_fails_with_figures_and_current_traffic(world):
     assert (verdict["status"], verdict["rule"]) == ("breach", "error_rate")
     assert verdict["message"].startswith("error rate 31.2 % > 5.0 % on green")
     assert verdict["figures"]["candidate"]["errors"] == 156
+    # What the soak saw up to the breach stays with the verdict, for the run timeline's chart.
+    assert verdict["samples"] == event["samples"] and verdict["samples"][-1]["rate_pct"] == pytest.approx(31.2)
+    assert (verdict["watched_from"], verdict["started_at"]) == (event["watched_from"], event["started_at"])
 
 
 def test_breach_during_propagation_says_so(world):
