@@ -14,6 +14,9 @@ $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install -q --upgrade pip
 	$(VENV)/bin/pip install -q -e '.[dev]'
+	# The editable build leaves the package's metadata in the checkout too. `python -m airflow` run from
+	# here would then find the package twice and register its Blue/Green plugin twice (an import error).
+	rm -rf airflow_provider_bluegreen.egg-info
 	touch $@
 
 demo: install

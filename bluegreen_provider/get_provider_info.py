@@ -2,6 +2,10 @@
 
 The AWS connection type is the amazon provider's ``aws``: our hooks reuse it rather than register
 a second one, so one ``aws_default`` serves both providers.
+
+No ``plugins`` entry: the Blue/Green view registers through the package's ``airflow.plugins`` entry
+point, which Airflow always loads. A provider's ``plugins`` load only with ``[core]
+lazy_discover_providers = False``, and would then register the same plugin a second time.
 """
 
 from __future__ import annotations

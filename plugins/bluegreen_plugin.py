@@ -1,36 +1,14 @@
-"""The Blue/Green view in the Airflow UI: a nav entry for the live traffic of every service, and a tab
-on each DAG run with that run's deployment timeline.
+"""The Blue/Green view for an Airflow whose ``[core] plugins_folder`` is this folder but which has the
+package only on its path, not installed (no ``airflow.plugins`` entry point).
 
-Airflow shows both inside an iframe (``url_route`` makes it a page of the UI; without it the nav
-entry would leave the UI). In ``href`` the UI replaces ``{DAG_ID}`` and ``{RUN_ID}`` for views whose
-destination is not ``nav``. Importing this file only builds the FastAPI app: no AWS call, no DAG
-parsing, so a misconfigured AWS connection can never stop the api-server from starting.
+An installed package registers the plugin through its entry point, which Airflow loads after this
+folder; defining the plugin here as well would register it twice ("Plugin 'bluegreen' already
+registered" in the UI's import errors). So this file defines it only when the entry point is missing.
 """
 
 from __future__ import annotations
 
-from airflow.plugins_manager import AirflowPlugin
+from importlib.metadata import entry_points
 
-from bluegreen_provider.ui import MOUNT_PATH, create_app
-
-
-class BlueGreenPlugin(AirflowPlugin):
-    """Mounts the on-call view at ``/bluegreen`` and links it from the nav and the DAG-run page."""
-
-    name = "bluegreen"
-    fastapi_apps = [{"app": create_app(), "url_prefix": MOUNT_PATH, "name": "Blue/Green deployments"}]
-    external_views = [
-        {
-            "name": "Blue/Green",
-            "href": f"{MOUNT_PATH}/",
-            "destination": "nav",
-            "url_route": "bluegreen",
-            "nav_top_level": True,
-        },
-        {
-            "name": "Blue/Green timeline",
-            "href": f"{MOUNT_PATH}/runs/{{DAG_ID}}/{{RUN_ID}}",
-            "destination": "dag_run",
-            "url_route": "bluegreen-run",
-        },
-    ]
+if not any(ep.value.startswith("bluegreen_provider.") for ep in entry_points(group="airflow.plugins")):
+    from bluegreen_provider.ui.plugin import BlueGreenPlugin  # noqa: F401

@@ -144,3 +144,36 @@ def test_the_installed_wheel_runs_the_cli_and_ships_the_example_dags(venv, work)
     down = _run(bluegreen, "sandbox", "down", cwd=work, env=env)
     assert down.returncode == 0, down.stderr
     assert read_state(work / ".sandbox") is None
+
+
+VIEW_PROBE = """
+import json
+from pathlib import Path
+from airflow import plugins_manager
+from fastapi.testclient import TestClient
+from bluegreen_provider.ui import pages, plugin
+plugins, _ = plugins_manager._get_plugins()
+(app,) = [a["app"] for p in plugins if p.name == "bluegreen" for a in p.fastapi_apps]
+print(json.dumps({
+    "registered": sum(p.name == "bluegreen" for p in plugins),
+    "plugin": plugin.__file__,
+    "stylesheet": TestClient(app).get("/static/bluegreen.css").status_code,
+    "page": "deployment_dag" in pages.services_page([], base="", airflow_root=""),
+    "templates": str(pages.PACKAGE),
+}))
+"""
+
+
+def test_the_installed_wheel_brings_the_blue_green_view(venv, work):
+    """No plugins folder: the wheel's ``airflow.plugins`` entry point registers the view, its templates and
+    stylesheet installed with it. (This venv also sees the checkout's editable metadata through the
+    borrowed site-packages, so Airflow may report the entry point a second time here.)"""
+    import json
+
+    python = venv / "bin" / "python"
+    found = _run(python, "-c", VIEW_PROBE, cwd=work, env=_env(venv, work))
+    assert found.returncode == 0, found.stderr
+    view = json.loads(found.stdout.strip().splitlines()[-1])
+    assert view["registered"] == 1
+    assert Path(view["plugin"]).is_relative_to(venv) and Path(view["templates"]).is_relative_to(venv)
+    assert (view["stylesheet"], view["page"]) == (200, True)

@@ -13,7 +13,7 @@ from bluegreen_provider.dag_factory import deployment_dag
 from bluegreen_provider.operators.traffic import ShiftWeightOperator
 from bluegreen_provider.plan import Plan
 from bluegreen_provider.spec import DeploymentSpec, SpecError
-from bluegreen_provider.ui import describe_summary
+from bluegreen_provider.ui.timeline import describe_stage
 
 from .evidence import MARGINAL, clean_soaks, marginal_soaks, soak
 from .test_approval_unit import FakeTI, build_dag, context_for
@@ -212,9 +212,9 @@ def test_hold_skips_naming_the_rule(world):
 
 def test_timeline_summary_shows_the_rule():
     record = approval_rule.rule_record(20, datetime(2026, 11, 26, 12, 30, tzinfo=UTC))
-    assert describe_summary(record) == f"approve: {RULE_BY} (at 2026-11-26 12:30:00)"
+    assert str(describe_stage("approval", state="success", summary=record)) == f"12:30:00 {RULE_BY}"
     person = {"decision": "approve", "by": "Ada", "at": "2026-11-26T12:30:00+00:00", "via": "response"}
-    assert describe_summary(person) == "approve by Ada at 2026-11-26 12:30:00 via response"
+    assert str(describe_stage("approval", state="success", summary=person)) == "12:30:00 approved by Ada via response"
 
 
 @pytest.mark.parametrize("mode", ["required", "auto"])

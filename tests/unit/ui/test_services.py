@@ -1,38 +1,35 @@
-"""The services overview against the sandbox's moto world, seeded as the lego DAG expects it.
+"""The services overview against the sandbox's moto world, for the service the test bundle's DAGs deploy.
 
-The world is put mid-deployment through the real state transitions: a run of the deployment DAG
-owns the service, green's ``lego-api-moc`` alias serves a new version, blue 90 / green 10, and one
-alarm fires. A retained slot is another world (``test_services_retained.py``): a new deployment
-ends any retention. The DAG files are the repository's own (``AIRFLOW__CORE__DAGS_FOLDER``), plus,
-where a test says so, a second service whose Route53 record does not exist.
+The world is put mid-deployment through the real state transitions: a run of the service's
+deployment DAG owns it, green's ``lego-api-moc`` alias serves a new version, blue 90 / green 10, and
+one alarm fires. The service is found in the stored (serialized) DAGs, as in the api-server. A
+retained slot is another world (``test_services_retained.py``): a new deployment ends any retention.
 """
 
 from __future__ import annotations
 
-import json
-import socket
-from pathlib import Path
-from unittest import mock
 from urllib.parse import quote
 
 import pytest
+from bs4 import BeautifulSoup
 
-from bluegreen_provider.dag_factory import REGISTERED_SERVICES
+from .conftest import store_dags
+from .dags import oncall_dags
+from .lego_world import FIRING, lego_world
 
-from .dags import lego_stubs
-from .lego_world import lego_world
-
-REPO = Path(__file__).resolve().parents[3]
-DEPLOY_DAG, ROLLBACK_DAG = lego_stubs.DEPLOY_DAG_ID, lego_stubs.ROLLBACK_DAG_ID
-FIRING = "lego-api-moc-errors"
+SERVICE, DEPLOY_DAG, ROLLBACK_DAG = oncall_dags.SERVICE, oncall_dags.DEPLOY_DAG_ID, oncall_dags.ROLLBACK_DAG_ID
+# The shared test DB holds other tests' services too: the overview is asked for ours by name, so AWS is
+# read for them alone (the view reads every service when none is named).
+OURS = f"?service={SERVICE}"
 
 GHOST_DAG_FILE = """
+# An Airflow DAG file for a service whose Route53 record was never created.
 from bluegreen_provider.dag_factory import deployment_dag
 
 deployment_dag(
-    "ghost_api_deploy",
+    "bluegreen_ui_ghost_deploy",
     {
-        "service": "ghost-api",
+        "service": "bluegreen-ui-ghost",
         "hosted_zone": "lego-mocs.com",
         "record_name": "ghost.lego-mocs.com",
         "functions": [{"name": "ghost-api-fn", "version": "1"}],
@@ -42,8 +39,9 @@ deployment_dag(
 
 
 @pytest.fixture(scope="module")
-def world(ui_test_bundle):
-    """The sandbox world mid-deployment (blue 90 / green 10), owned by a run of the stand-in deployment DAG."""
+def world(ui_dags):
+    """The sandbox world mid-deployment (blue 90 / green 10), owned by a run of the service's deployment DAG."""
+    assert {DEPLOY_DAG, ROLLBACK_DAG} <= set(ui_dags)
     with lego_world() as found:
         state = found["state"]
         assert (state.phase, state.owner, state.live, state.split) == (
@@ -55,125 +53,131 @@ def world(ui_test_bundle):
         yield found
 
 
-@pytest.fixture
-def with_ghost_service(tmp_path, monkeypatch):
-    """A dags folder with the lego DAG file and a second service whose record was never created."""
-    (tmp_path / "blue_green_deploy.py").symlink_to(REPO / "dags" / "blue_green_deploy.py")
-    (tmp_path / "ghost_api.py").write_text(GHOST_DAG_FILE)
-    monkeypatch.setenv("AIRFLOW__CORE__DAGS_FOLDER", str(tmp_path))
-    return tmp_path
+def _ours(entries: list[dict], service: str = SERVICE) -> dict:
+    return next(e for e in entries if e["service"] == service)
 
 
-def _lego(entries: list[dict]) -> dict:
-    return next(e for e in entries if e["service"] == "lego-api")
+def _card(page: str, service: str = SERVICE):
+    return next(c for c in BeautifulSoup(page, "html.parser").select("section.card") if c["data-service"] == service)
 
 
-def test_json_reports_split_lock_state_versions_and_alarms(client, world):
-    reply = client.get("/api/services")
+def _text(node) -> str:
+    return " ".join(node.get_text(" ").split())
+
+
+def test_json_reports_split_lock_state_versions_alarms_and_dags(client, world):
+    reply = client.get(f"/api/services{OURS}")
 
     assert reply.status_code == 200
-    lego = _lego(reply.json())
-    assert lego["error"] is None
-    assert lego["split"] == {"blue": 90, "green": 10}
-    assert lego["state"] == "SPLIT (deployment in progress or held)"
-    assert lego["live"] is None
-    assert lego["lock"]["owner"] == f"{DEPLOY_DAG}/{world['run_id']}"
-    assert lego["lock"]["live"] == "blue"
+    ours = _ours(reply.json())
+    assert ours["error"] is None
+    assert ours["split"] == {"blue": 90, "green": 10}
+    assert ours["state"] == "SPLIT (deployment in progress or held)"
+    assert ours["live"] is None
+    assert ours["lock"]["owner"] == f"{DEPLOY_DAG}/{world['run_id']}"
+    assert ours["lock"]["live"] == "blue"
     recorded = world["state"]
-    assert lego["deployment"] == {
+    assert ours["deployment"] == {
         "phase": "shifting",
         "generation": recorded.generation,
         "owner": f"{DEPLOY_DAG}/{world['run_id']}",
         "reason": recorded.reason,
     }
     assert recorded.generation == 3  # plan, deploy, shift
-    assert lego["retention"] is None  # a deployment in progress retains nothing
-    assert lego["aliases"]["lego-api-moc"] == {"blue": "1", "green": world["version"]}
-    assert lego["aliases"]["lego-api-profile"] == {"blue": "1", "green": "1"}
-    assert lego["alarms_in_alarm"] == [FIRING]
+    assert ours["retention"] is None  # a deployment in progress retains nothing
+    assert ours["aliases"]["lego-api-moc"] == {"blue": "1", "green": world["version"]}
+    assert ours["aliases"]["lego-api-profile"] == {"blue": "1", "green": "1"}
+    assert ours["alarms_in_alarm"] == [FIRING]
+    assert (ours["deploy_dag_ids"], ours["rollback_dag_id"]) == ([DEPLOY_DAG], ROLLBACK_DAG)
+    assert ours["latest_run"] == {"dag_id": DEPLOY_DAG, "run_id": world["run_id"], "state": "running"}
+    assert ours["config_from"] == f"DAG {DEPLOY_DAG}"
 
 
-def test_page_shows_the_split_and_what_on_call_needs(client, world):
-    reply = client.get("/")
+def test_page_shows_both_slots_of_the_split_and_what_on_call_needs(client, world):
+    reply = client.get(f"/{OURS}")
 
     assert reply.status_code == 200
-    page = reply.text
-    assert '<meta http-equiv="refresh" content="10">' in page
-    assert 'title="blue: weight 90">blue 90%</div>' in page
-    assert 'title="green: weight 10">green 10%</div>' in page
-    assert "SPLIT (deployment in progress or held)" in page
-    assert f"Deployment</th><td><b>shifting</b> (generation {world['state'].generation})" in page
-    assert "Retained slot</th><td>nothing retained" in page
+    assert [c["data-service"] for c in BeautifulSoup(reply.text, "html.parser").select("section.card")] == [SERVICE]
+    card = _card(reply.text)
+    assert _text(card.select_one("[data-role=state]")) == "SPLIT blue 90 / green 10"
+    cells = {c["data-slot"]: (_text(c), c["title"]) for c in card.select("[data-role=split] [data-slot]")}
+    assert cells == {"blue": ("blue 90 %", "blue: weight 90"), "green": ("green 10 %", "green: weight 10")}
+    assert _text(card.select_one("[data-role=deployment] td")) == (
+        f"shifting (generation {world['state'].generation}): {world['state'].reason}"
+    )
+    assert _text(card.select_one("[data-role=retention] td")) == "nothing retained"
     run_href = f"/runs/{DEPLOY_DAG}/{quote(world['run_id'], safe='')}"
-    assert f'<a href="{run_href}">{DEPLOY_DAG}/{world["run_id"]}</a>' in page
-    assert f"IN ALARM: {FIRING}" in page
-    assert f"<td>lego-api-moc</td><td>v1</td><td>v{world['version']}</td>" in page
-    assert "<code>bluegreen rollback --service lego-api</code>" in page
-    # Any DAG tagged as lego-api's rollback qualifies: the stub, or the real one once another test serialized it.
-    assert any(f'<a href="/dags/{d}" target="_top">{d}</a>' in page for d in (ROLLBACK_DAG, "bluegreen_rollback"))
-    assert f'Latest run</th><td><a href="{run_href}">' in page
-    assert "<script" not in page and "http://" not in page and "https://" not in page  # self-contained
+    lock = card.select_one("[data-role=lock] a")
+    assert (lock["href"], _text(lock)) == (run_href, f"{DEPLOY_DAG}/{world['run_id']}")
+    assert _text(card.select_one("[data-role=alarms] td")) == f"IN ALARM: {FIRING}"
+    aliases = {
+        tr.td.get_text(): [_text(td) for td in tr.select("td")[1:]] for tr in card.select("[data-role=aliases] tr")[1:]
+    }
+    assert aliases["lego-api-moc"] == ["v1", f"v{world['version']}"]
+    rollback = card.select_one("[data-role=rollback]")
+    assert rollback.code.get_text() == f"bluegreen rollback --service {SERVICE}"
+    assert (rollback.a["href"], rollback.a["target"]) == (f"/dags/{ROLLBACK_DAG}", "_top")
+    assert card.select_one("[data-role=latest-run] a")["href"] == run_href
 
 
 def test_lock_owner_link_opens_that_runs_timeline(client, world):
-    href = client.get("/").text.split('Lock</th><td>held by <a href="')[1].split('"')[0]
+    href = _card(client.get(f"/{OURS}").text).select_one("[data-role=lock] a")["href"]
     reply = client.get(href)
     assert reply.status_code == 200
-    assert f"{DEPLOY_DAG} / {world['run_id']}" in reply.text
+    assert BeautifulSoup(reply.text, "html.parser").h1.get_text() == f"{DEPLOY_DAG} / {world['run_id']}"
 
 
-def test_a_service_without_its_record_is_an_error_entry_not_a_failed_page(client, world, with_ghost_service):
-    with mock.patch.dict(REGISTERED_SERVICES):
-        services = client.get("/api/services")
-        page = client.get("/")
+def test_a_service_without_its_record_is_an_error_entry_not_a_failed_page(client, world, tmp_path):
+    (tmp_path / "ghost_api.py").write_text(GHOST_DAG_FILE)
+    store_dags(tmp_path, "bluegreen-ui-ghost")
 
-    assert services.status_code == 200
-    by_name = {e["service"]: e for e in services.json()}
-    assert set(by_name) == {"ghost-api", "lego-api"}
-    assert "ghost.lego-mocs.com" in by_name["ghost-api"]["error"]
-    assert by_name["lego-api"]["split"] == {"blue": 90, "green": 10}
-    assert page.status_code == 200
-    ghost_card = page.text.split('id="svc-ghost-api"')[1].split('id="svc-lego-api"')[0]
-    assert "STATUS UNAVAILABLE" in ghost_card
-    assert "Could not read this service from AWS" in ghost_card
-    assert "<code>bluegreen rollback --service ghost-api</code>" in ghost_card
-    assert 'title="blue: weight 90">blue 90%</div>' in page.text
+    both = f"{OURS}&service=bluegreen-ui-ghost"
+    services = client.get(f"/api/services{both}")
+    page = client.get(f"/{both}")
 
-
-@pytest.fixture
-def aws_unreachable(monkeypatch) -> None:
-    """``aws_default`` aimed at a loopback port nothing listens on, failing fast (one attempt)."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    extra = {
-        "endpoint_url": f"http://127.0.0.1:{port}",
-        "region_name": "us-east-1",
-        "config_kwargs": {"retries": {"max_attempts": 1}, "connect_timeout": 2},
-    }
-    connection = {"conn_type": "aws", "login": "testing", "password": "testing", "extra": extra}
-    monkeypatch.setenv("AIRFLOW_CONN_AWS_DEFAULT", json.dumps(connection))
+    assert services.status_code == 200 and page.status_code == 200
+    ghost = _ours(services.json(), "bluegreen-ui-ghost")
+    assert "ghost.lego-mocs.com" in ghost["error"]
+    assert _ours(services.json())["split"] == {"blue": 90, "green": 10}
+    card = _card(page.text, "bluegreen-ui-ghost")
+    assert _text(card.select_one("[data-role=state]")) == "STATUS UNAVAILABLE"
+    assert _text(card.select_one("[data-role=error]")).startswith("Could not read this service: ")
+    assert card.select_one("[data-role=rollback]").code.get_text() == "bluegreen rollback --service bluegreen-ui-ghost"
+    assert _text(_card(page.text).select_one("[data-role=state]")) == "SPLIT blue 90 / green 10"
 
 
 def test_unreachable_aws_is_each_services_error(client, world, aws_unreachable):
-    with mock.patch.dict(REGISTERED_SERVICES):
-        reply = client.get("/api/services")
+    reply = client.get(f"/api/services{OURS}")
 
     assert reply.status_code == 200
-    assert "Could not connect" in _lego(reply.json())["error"]
+    assert "Could not connect" in _ours(reply.json())["error"]
 
 
-def test_a_dag_file_that_fails_to_import_is_a_500_that_says_so(client, tmp_path, monkeypatch, airflow_db):
-    (tmp_path / "broken.py").write_text("raise RuntimeError('half-edited DAG file')\n")
-    monkeypatch.setenv("AIRFLOW__CORE__DAGS_FOLDER", str(tmp_path))
+def test_a_service_no_dag_deploys_is_404_naming_those_that_do(client, world):
+    reply = client.get("/api/services?service=no-such-api")
 
-    reply = client.get("/")
-
-    assert reply.status_code == 500
-    assert "RuntimeError: half-edited DAG file" in reply.text
+    assert reply.status_code == 404
+    assert reply.json()["detail"].startswith("no service 'no-such-api'; the DAGs deploy: ")
+    assert SERVICE in reply.json()["detail"]
+    assert client.get("/?service=no-such-api").status_code == 404
 
 
 def test_services_need_a_login(client):
     client.cookies.clear()
     assert client.get("/api/services").status_code == 401
     assert client.get("/").status_code == 401
+
+
+# Last in the module: the hold and its resume move the world's generation on.
+def test_a_held_deployment_shows_held_and_why(client, world):
+    from bluegreen_provider.state import hold, resume
+
+    reason = "held: rejected by Ada Oncall at 2026-11-26 12:30:00 UTC"
+    hold(world["svc"], world["owner"], reason)
+    try:
+        card = _card(client.get(f"/{OURS}").text)
+    finally:
+        resume(world["svc"], world["owner"], "resumed by the test")
+
+    assert _text(card.select_one("[data-role=deployment] td")) == f"held (generation 4): {reason}"
+    assert _text(card.select_one("[data-role=state]")) == "SPLIT blue 90 / green 10"  # a hold keeps the split
