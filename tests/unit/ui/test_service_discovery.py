@@ -120,8 +120,9 @@ def test_the_view_runs_no_dag_file(client, tmp_path, airflow_db, tripwire_dags_f
     dags.store()
     assert dags.runs == 1  # parsed once, by the test, as the DAG processor would
 
-    services = client.get("/api/services")
-    page = client.get("/")
+    # Named, so AWS is read for this service alone; the DAGs are read all the same to find it.
+    services = client.get(f"/api/services?service={dags.service}")
+    page = client.get(f"/?service={dags.service}")
 
     assert services.status_code == 200 and page.status_code == 200
     assert dags.runs == 1, "the view ran the service's DAG file"
@@ -190,3 +191,27 @@ def test_an_invalid_stored_config_is_that_services_problem(tmp_path, airflow_db,
     assert found.spec is None
     assert found.problem.startswith(f"the config in the plan of run {run_id} of DAG {dags.deploy} is not valid")
     assert "hosted_zone" in found.problem
+
+
+def test_without_a_name_every_found_service_is_read_from_aws(tmp_path, airflow_db, monkeypatch):
+    from bluegreen_provider.status import ServiceStatus
+    from bluegreen_provider.ui import services
+
+    first, second = ServiceDags(tmp_path), ServiceDags(tmp_path)
+    first.store(), second.store()
+    read = []
+
+    def status(spec, *, aws_conn_id):
+        read.append(spec.service)
+        return ServiceStatus(spec.service, spec.record_name, {"blue": 100, "green": 0}, "blue", None, None)
+
+    monkeypatch.setattr("bluegreen_provider.status.service_status", status)
+    entries = services.collect_services(aws_conn_id="aws_default")
+
+    assert {first.service, second.service} <= set(read)
+    names = [e["service"] for e in entries]
+    assert names == sorted(set(names))  # one entry per service, in name order
+    # Every service with a readable config was read (others' problems are their entries' errors).
+    assert [e["service"] for e in entries if e["error"] is None] == sorted(read)
+    assert services.collect_services(aws_conn_id="aws_default", only=[second.service])[0]["service"] == second.service
+    assert read[-1] == second.service and read.count(first.service) == 1
