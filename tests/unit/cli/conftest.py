@@ -7,6 +7,7 @@ connection in the environment and ``BLUEGREEN_SANDBOX_DIR`` pointing at an empty
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,11 +44,17 @@ class Result:
 
 
 @pytest.fixture(autouse=True)
-def no_outside_aws(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """No connection, and no sandbox but the one a test starts (the CLI sets the connection it finds)."""
-    monkeypatch.delenv("AIRFLOW_CONN_AWS_DEFAULT", raising=False)
-    (tmp_path / "no-sandbox").mkdir()
-    monkeypatch.setenv("BLUEGREEN_SANDBOX_DIR", str(tmp_path / "no-sandbox"))
+def no_outside_aws(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """No connection, and no sandbox but the one a test starts.
+
+    The CLI puts the connection of the sandbox it finds into ``os.environ``, as a process of its own
+    may: the whole environment is put back after each test, so no later test reaches a stopped sandbox.
+    """
+    with mock.patch.dict(os.environ):
+        monkeypatch.delenv("AIRFLOW_CONN_AWS_DEFAULT", raising=False)
+        (tmp_path / "no-sandbox").mkdir()
+        monkeypatch.setenv("BLUEGREEN_SANDBOX_DIR", str(tmp_path / "no-sandbox"))
+        yield
 
 
 @pytest.fixture
