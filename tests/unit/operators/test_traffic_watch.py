@@ -201,9 +201,10 @@ def test_promotion_goes_ahead_when_the_last_window_is_clean(world, new_run, stag
 
 def test_the_last_look_does_not_judge_what_green_served_before_the_last_shift(world, new_run, stages):
     # A release of this run that failed on green minutes ago, rolled back and replaced by a fix: its
-    # errors are in the last window, but from before the deployment's last change.
-    put_traffic(world, "green", 200, 80)
-    put_traffic(world, "blue", 2000, 20)
+    # errors are in the last window, but from before the deployment's last change (2 s before: the
+    # stages below may all land within one second, the datapoints' resolution).
+    put_traffic(world, "green", 200, 80, seconds_ago=2)
+    put_traffic(world, "blue", 2000, 20, seconds_ago=2)
     run = new_run("run1")
     stages.release(run, world.spec(**FAST), upto=(10, 50))
     put_traffic(world, "green", 200, 1)
