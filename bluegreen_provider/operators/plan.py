@@ -20,7 +20,7 @@ from airflow.sdk.exceptions import AirflowFailException
 from bluegreen_provider.operators.base import StageOperator
 from bluegreen_provider.plan import Plan
 from bluegreen_provider.release_actions import ReleaseAction, resolve_release
-from bluegreen_provider.spec import DeploymentSpec, SpecError
+from bluegreen_provider.spec import DeploymentSpec, SpecError, load_spec
 from bluegreen_provider.state import ServiceState, TransitionRefused, acquire
 
 if TYPE_CHECKING:
@@ -41,16 +41,6 @@ def as_bool(value: bool | str, name: str = "dry_run") -> bool:
     if isinstance(value, str) and value.strip().lower() in _TRUE | _FALSE:
         return value.strip().lower() in _TRUE
     raise ValueError(f"{name} must be a bool or 'true'/'false', got {value!r}")
-
-
-def load_spec(spec: Mapping[str, Any] | str) -> DeploymentSpec:
-    """Build a spec from a mapping or its JSON text; raises SpecError listing every problem."""
-    if isinstance(spec, str):
-        try:
-            spec = json.loads(spec)
-        except json.JSONDecodeError as err:
-            raise SpecError([f"spec is not valid JSON: {err}"]) from err
-    return DeploymentSpec.from_dict(spec)
 
 
 def dag_run_is_active(owner: str) -> bool:
