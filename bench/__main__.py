@@ -27,6 +27,7 @@ BENCHMARKS: tuple[str, ...] = (
     "blast_radius",
     "trigger_footprint",
     "plan_latency",
+    "dag_parse",
 )
 
 

@@ -32,10 +32,9 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from bluegreen_provider.comparison import FAIL, Comparison, compare_error_rates
-from bluegreen_provider.hooks.cloudwatch import ErrorRate, ErrorRateQuery
 
 if TYPE_CHECKING:
-    from bluegreen_provider.hooks.cloudwatch import AlarmState, CloudWatchMetricsHook
+    from bluegreen_provider.hooks.cloudwatch import AlarmState, CloudWatchMetricsHook, ErrorRate, ErrorRateQuery
     from bluegreen_provider.hooks.route53 import Route53Hook
     from bluegreen_provider.plan import Plan
 
@@ -185,11 +184,15 @@ class WatchedSlot:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> WatchedSlot:
+        from bluegreen_provider.hooks.cloudwatch import ErrorRateQuery
+
         return cls(slot=data["slot"], query=ErrorRateQuery.from_dict(data["query"]))
 
 
 def slot_query(plan: Plan, slot: str) -> WatchedSlot:
     """The metrics of one slot of this service (Lambda aliases, or the slot's API Gateway API)."""
+    from bluegreen_provider.hooks.cloudwatch import ErrorRateQuery
+
     spec = plan.spec
     if spec.metrics_source == "apigateway":
         return WatchedSlot(slot, ErrorRateQuery.api_gateway(spec.slots[slot].api_name))

@@ -7,6 +7,7 @@ with every problem listed, before anything in AWS or the database changes.
 from __future__ import annotations
 
 import difflib
+import json
 import math
 import re
 from collections import Counter
@@ -838,3 +839,13 @@ class DeploymentSpec:
             self.slots[candidate].set_identifier: candidate_pct,
             self.slots[live].set_identifier: 100 - candidate_pct,
         }
+
+
+def load_spec(spec: Mapping[str, Any] | str) -> DeploymentSpec:
+    """Build a spec from a mapping or its JSON text; raises SpecError listing every problem."""
+    if isinstance(spec, str):
+        try:
+            spec = json.loads(spec)
+        except json.JSONDecodeError as err:
+            raise SpecError([f"spec is not valid JSON: {err}"]) from err
+    return DeploymentSpec.from_dict(spec)

@@ -10,15 +10,16 @@ from typing import TYPE_CHECKING, Any, NoReturn
 from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowFailException
 
-from bluegreen_provider.hooks.cloudwatch import CloudWatchMetricsHook
-from bluegreen_provider.hooks.lambda_alias import LambdaAliasHook
-from bluegreen_provider.hooks.route53 import Route53Hook
 from bluegreen_provider.plan import Plan, PlanError
 from bluegreen_provider.state import Phase, ServiceState, owner_of
 from bluegreen_provider.triggers.route53 import Route53ChangeTrigger
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
+
+    from bluegreen_provider.hooks.cloudwatch import CloudWatchMetricsHook
+    from bluegreen_provider.hooks.lambda_alias import LambdaAliasHook
+    from bluegreen_provider.hooks.route53 import Route53Hook
 
 PLAN_TASK_ID = "plan"
 
@@ -36,14 +37,20 @@ class StageMixin:
 
     @cached_property
     def route53(self) -> Route53Hook:
+        from bluegreen_provider.hooks.route53 import Route53Hook
+
         return Route53Hook(aws_conn_id=self.aws_conn_id, region_name=self.region_name)
 
     @cached_property
     def lambdas(self) -> LambdaAliasHook:
+        from bluegreen_provider.hooks.lambda_alias import LambdaAliasHook
+
         return LambdaAliasHook(aws_conn_id=self.aws_conn_id, region_name=self.region_name)
 
     @cached_property
     def cloudwatch(self) -> CloudWatchMetricsHook:
+        from bluegreen_provider.hooks.cloudwatch import CloudWatchMetricsHook
+
         return CloudWatchMetricsHook(aws_conn_id=self.aws_conn_id, region_name=self.region_name)
 
     def load_plan(self, context: Context) -> Plan:

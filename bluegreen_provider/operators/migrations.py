@@ -8,10 +8,9 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowFailException
 
-from bluegreen_provider.hooks.migrations import (
+from bluegreen_provider.migrations import (
     DEFAULT_LEDGER,
     MigrationError,
-    MigrationsHook,
     check_command_env,
     check_settings,
     is_transient,
@@ -19,6 +18,8 @@ from bluegreen_provider.hooks.migrations import (
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
+
+    from bluegreen_provider.hooks.migrations import MigrationsHook
 
 
 class RunMigrationsOperator(BaseOperator):
@@ -95,6 +96,8 @@ class RunMigrationsOperator(BaseOperator):
         self.pass_env = pass_env
 
     def hook(self, applied_by: str) -> MigrationsHook:
+        from bluegreen_provider.hooks.migrations import MigrationsHook  # PostgreSQL's driver, only when it runs
+
         return MigrationsHook(
             postgres_conn_id=self.postgres_conn_id,
             lock_key=self.lock_key,

@@ -17,17 +17,16 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import SkipMixin
 from airflow.sdk.exceptions import AirflowFailException
 
-from bluegreen_provider.hooks.cloudwatch import UnknownAlarmError
-from bluegreen_provider.hooks.lambda_alias import AliasTarget, LambdaReleaseError
-from bluegreen_provider.hooks.route53 import WeightedRecordError
 from bluegreen_provider.operators.base import StageOperator
-from bluegreen_provider.operators.deploy import ReleaseAction, resolve_release
 from bluegreen_provider.plan import Plan
-from bluegreen_provider.spec import DeploymentSpec, SpecError
+from bluegreen_provider.release_actions import ReleaseAction, resolve_release
+from bluegreen_provider.spec import DeploymentSpec, SpecError, load_spec
 from bluegreen_provider.state import ServiceState, TransitionRefused, acquire
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
+
+    from bluegreen_provider.hooks.lambda_alias import AliasTarget
 
 log = logging.getLogger(__name__)
 
@@ -42,16 +41,6 @@ def as_bool(value: bool | str, name: str = "dry_run") -> bool:
     if isinstance(value, str) and value.strip().lower() in _TRUE | _FALSE:
         return value.strip().lower() in _TRUE
     raise ValueError(f"{name} must be a bool or 'true'/'false', got {value!r}")
-
-
-def load_spec(spec: Mapping[str, Any] | str) -> DeploymentSpec:
-    """Build a spec from a mapping or its JSON text; raises SpecError listing every problem."""
-    if isinstance(spec, str):
-        try:
-            spec = json.loads(spec)
-        except json.JSONDecodeError as err:
-            raise SpecError([f"spec is not valid JSON: {err}"]) from err
-    return DeploymentSpec.from_dict(spec)
 
 
 def dag_run_is_active(owner: str) -> bool:
@@ -119,6 +108,9 @@ class PlanDeploymentOperator(StageOperator, SkipMixin):
             load_spec(spec)
 
     def execute(self, context: Context) -> dict[str, Any]:
+        from bluegreen_provider.hooks.lambda_alias import LambdaReleaseError
+        from bluegreen_provider.hooks.route53 import WeightedRecordError
+
         spec, dry_run = self._inputs(context)
         owner = self.run_owner(context)
         sets = [s.set_identifier for s in spec.slots.values()]
@@ -243,7 +235,7 @@ class PlanDeploymentOperator(StageOperator, SkipMixin):
         """A migrations folder is read (never a database) so a bad file stops the run before the deploy."""
         if spec.migrations is None or not spec.migrations.folder:
             return []
-        from bluegreen_provider.hooks.migrations import MigrationConfigError, load_migrations
+        from bluegreen_provider.migrations import MigrationConfigError, load_migrations
 
         try:
             load_migrations(spec.migrations.folder)
@@ -261,6 +253,8 @@ class PlanDeploymentOperator(StageOperator, SkipMixin):
         owner: str,
     ) -> tuple[Any, dict[str, str], dict[str, ReleaseAction]]:
         """What the plan would take (a dry acquire) and the release it implies; raises before any change."""
+        from bluegreen_provider.hooks.lambda_alias import LambdaReleaseError
+
         try:
             current = service.read()
             live = self._live_guess(spec, split, current.state, owner)
@@ -294,6 +288,8 @@ class PlanDeploymentOperator(StageOperator, SkipMixin):
         return state.live if state is not None else next(iter(spec.slots))  # refused by acquire
 
     def _alarms_in_alarm(self, spec: DeploymentSpec) -> list[Any]:
+        from bluegreen_provider.hooks.cloudwatch import UnknownAlarmError
+
         if not spec.alarms:
             return []
         try:

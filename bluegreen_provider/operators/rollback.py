@@ -11,7 +11,7 @@ from bluegreen_provider.notifications import notify, what_broke
 from bluegreen_provider.operators.base import StageOperator
 from bluegreen_provider.plan import Plan, PlanError
 from bluegreen_provider.rollback import describe_split, emergency_rollback, outcome_summary, report_live_health
-from bluegreen_provider.spec import DeploymentSpec, SpecError
+from bluegreen_provider.spec import DeploymentSpec, SpecError, load_spec
 from bluegreen_provider.state import NothingToDo, StateError, TransitionRefused, rollback
 
 if TYPE_CHECKING:
@@ -168,8 +168,6 @@ class ManualRollbackOperator(StageOperator):
         self.poll_interval = poll_interval
 
     def _spec(self) -> DeploymentSpec:
-        from bluegreen_provider.operators.plan import load_spec
-
         try:
             return load_spec(self.spec)
         except SpecError as err:

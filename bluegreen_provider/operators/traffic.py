@@ -9,7 +9,6 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
-from bluegreen_provider.hooks.cloudwatch import UnknownAlarmError
 from bluegreen_provider.notifications import notify
 from bluegreen_provider.operators.base import StageOperator
 from bluegreen_provider.plan import Plan
@@ -194,6 +193,8 @@ class ShiftWeightOperator(StageOperator):
 
     def _refuse_breach(self, plan: Plan, split: Mapping[str, int]) -> None:
         """Refuse to raise the candidate's share into a new ALARM episode, or (promotion) into a bad last window."""
+        from bluegreen_provider.hooks.cloudwatch import UnknownAlarmError
+
         watch = SoakWatch(self._watch(plan, datetime.now(UTC)), cloudwatch=self.cloudwatch, route53=self.route53)
         now = datetime.now(UTC)
         try:

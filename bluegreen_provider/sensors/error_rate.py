@@ -10,7 +10,6 @@ from typing import TYPE_CHECKING, Any, NoReturn
 from airflow.sdk import BaseSensorOperator
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
-from bluegreen_provider.hooks.cloudwatch import UnknownAlarmError
 from bluegreen_provider.operators.base import PLAN_TASK_ID, StageMixin
 from bluegreen_provider.rollback import rollback_hint
 from bluegreen_provider.soak import Soak, SoakRules, SoakWatch, slot_query
@@ -110,6 +109,8 @@ class ErrorRateSensor(StageMixin, BaseSensorOperator):
                 f"clear from shift_{self.stage_pct} (this soak must watch the traffic it was meant to watch)"
             )
         if rules.alarms:
+            from bluegreen_provider.hooks.cloudwatch import UnknownAlarmError
+
             try:
                 self.cloudwatch.alarm_states(list(rules.alarms))
             except UnknownAlarmError as err:

@@ -18,13 +18,20 @@ from typing import Any
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
-from bluegreen_provider.hooks.cloudwatch import CloudWatchMetricsHook, MetricQueryError, UnknownAlarmError
-from bluegreen_provider.hooks.route53 import HealthCheckError, Route53Hook
 from bluegreen_provider.soak import Soak, SoakWatch, hms
 
-# Problems a retry cannot fix: a deleted alarm or health check, a query CloudWatch rejects.
-_CONFIG_ERRORS = (UnknownAlarmError, MetricQueryError, HealthCheckError)
 MODES = ("propagation", "soak", "guard")
+
+
+def _config_errors() -> tuple[type[Exception], ...]:
+    """Problems a retry cannot fix: a deleted alarm or health check, a query CloudWatch rejects.
+
+    Imported when a watch runs (on the triggerer), not when a DAG file that defers to it is parsed.
+    """
+    from bluegreen_provider.hooks.cloudwatch import MetricQueryError, UnknownAlarmError
+    from bluegreen_provider.hooks.route53 import HealthCheckError
+
+    return (UnknownAlarmError, MetricQueryError, HealthCheckError)
 
 
 def _now() -> datetime:
@@ -120,6 +127,9 @@ class ErrorRateTrigger(BaseTrigger):
         )
 
     def watch(self) -> SoakWatch:
+        from bluegreen_provider.hooks.cloudwatch import CloudWatchMetricsHook
+        from bluegreen_provider.hooks.route53 import Route53Hook
+
         soak = Soak.from_dict(self.soak)
         needs_route53 = bool(soak.health_check_id) or self.mode == "propagation"
         return SoakWatch(
@@ -171,7 +181,7 @@ class ErrorRateTrigger(BaseTrigger):
             now = _now()
             try:
                 event = await asyncio.to_thread(self.step, watch, now)
-            except _CONFIG_ERRORS as err:
+            except _config_errors() as err:
                 yield TriggerEvent(self._error(f"cannot watch the {self.mode}: {err}", watch))
                 return
             except Exception as err:

@@ -5,11 +5,12 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
-from bluegreen_provider.hooks.route53 import Route53Hook
+if TYPE_CHECKING:
+    from bluegreen_provider.hooks.route53 import Route53Hook
 
 
 class Route53ChangeTrigger(BaseTrigger):
@@ -56,6 +57,8 @@ class Route53ChangeTrigger(BaseTrigger):
         )
 
     def _hook(self) -> Route53Hook:
+        from bluegreen_provider.hooks.route53 import Route53Hook
+
         return Route53Hook(aws_conn_id=self.aws_conn_id)
 
     async def run(self) -> AsyncIterator[TriggerEvent]:

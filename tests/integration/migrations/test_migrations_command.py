@@ -10,13 +10,8 @@ from pathlib import Path
 import pytest
 from structlog.testing import capture_logs
 
-from bluegreen_provider.hooks.migrations import (
-    MigrationError,
-    MigrationLockTimeout,
-    MigrationsHook,
-    MigrationTimeout,
-    advisory_lock_key,
-)
+from bluegreen_provider.hooks.migrations import MigrationsHook
+from bluegreen_provider.migrations import MigrationError, MigrationLockTimeout, MigrationTimeout, advisory_lock_key
 
 pytestmark = pytest.mark.postgres
 

@@ -11,14 +11,13 @@ from typing import Any
 import psycopg2
 import pytest
 
-from bluegreen_provider.hooks.migrations import (
+from bluegreen_provider.hooks.migrations import MigrationsHook, pending_migrations
+from bluegreen_provider.migrations import (
     MigrationConfigError,
     MigrationError,
     MigrationLockTimeout,
-    MigrationsHook,
     MigrationTimeout,
     advisory_lock_key,
-    pending_migrations,
 )
 
 pytestmark = pytest.mark.postgres

@@ -10,7 +10,7 @@ import pytest
 from airflow.sdk import DAG
 
 from bluegreen_provider.command_env import command_env_problems, command_environment
-from bluegreen_provider.hooks.migrations import MigrationConfigError, check_command_env
+from bluegreen_provider.migrations import MigrationConfigError, check_command_env
 from bluegreen_provider.operators.migrations import RunMigrationsOperator
 from bluegreen_provider.spec import DeploymentSpec, SpecError
 

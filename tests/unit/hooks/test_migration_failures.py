@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bluegreen_provider.hooks.migrations import (
+from bluegreen_provider.migrations import (
     MigrationConfigError,
     MigrationError,
     MigrationLockTimeout,

@@ -15,7 +15,7 @@ import pytest
 from airflow.sdk.exceptions import AirflowFailException, ParamValidationError
 from airflow.serialization.serialized_objects import DagSerialization
 
-from bluegreen_provider.operators.plan import load_spec
+from bluegreen_provider.spec import load_spec
 
 REPO = Path(__file__).resolve().parents[3]
 FUNCTIONS = ("lego-api-moc", "lego-api-gallery", "lego-api-wishlist", "lego-api-profile")
