@@ -16,6 +16,7 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 # DAG files import their neighbours (e.g. lego_api_service); Airflow's bundle parsing adds the folder too.
 sys.path.append(str(REPO / "dags"))
+sys.path.append(str(REPO))  # bench/: its DAG parse probe backs a test
 _HOME = Path(os.environ.get("BLUEGREEN_TEST_AIRFLOW_HOME") or tempfile.mkdtemp(prefix="bluegreen-airflow-"))
 
 os.environ["AIRFLOW_HOME"] = str(_HOME)
