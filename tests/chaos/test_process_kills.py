@@ -147,7 +147,10 @@ def kill(world: World, case: Kill, run_id: str) -> None:
         airflow.kill("scheduler")  # with its executor's workers and the task processes they run
         airflow.spawn("scheduler")
     elif case.process == "triggerer":
-        name = trigger_holder(world, run_id, case.stage)
+        # A trigger just written (the parked approval's, say) waits for a triggerer to claim it.
+        name = wait_for(
+            f"{case.stage}'s trigger on a triggerer", lambda: trigger_holder(world, run_id, case.stage), timeout=60
+        )
         airflow.kill(name)
         if not case.second_triggerer:
             airflow.spawn("triggerer", name)
@@ -166,8 +169,8 @@ def next_build(world: World) -> int:
     return _BUILDS[key]
 
 
-def trigger_holder(world: World, run_id: str, task_id: str) -> str:
-    """The stack's name of the triggerer running ``task_id``'s trigger now."""
+def trigger_holder(world: World, run_id: str, task_id: str) -> str | None:
+    """The stack's name of the triggerer running ``task_id``'s trigger now (None: none has claimed it yet)."""
     with psycopg2.connect(world.airflow.sql_alchemy_conn.replace("+psycopg2", "")) as conn, conn.cursor() as cur:
         cur.execute(
             "SELECT t.triggerer_id FROM trigger t JOIN task_instance ti ON ti.trigger_id = t.id "
@@ -175,8 +178,8 @@ def trigger_holder(world: World, run_id: str, task_id: str) -> str:
             (DAG_ID, run_id, task_id),
         )
         row = cur.fetchone()
-    assert row and row[0] is not None, f"{task_id} has no trigger on a triggerer"
-    return _TRIGGERER_NAMES.get(row[0], "triggerer")
+    assert row, f"{task_id} has no trigger"
+    return None if row[0] is None else _TRIGGERER_NAMES.get(row[0], "triggerer")
 
 
 # -- holding a stage still -------------------------------------------------------------------------
