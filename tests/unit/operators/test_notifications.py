@@ -121,6 +121,25 @@ def test_rollback_without_a_verdict_quotes_the_state_reason(world, new_run, stag
     ]
 
 
+def test_the_emergency_rollback_says_who_pressed_it_and_where_traffic_is(world, new_run, stages, inbox):
+    from bluegreen_provider.operators.rollback import ManualRollbackOperator
+
+    raw = spec(world, inbox)
+    stages.release(new_run("run1"), raw, upto=(10, 50))
+    inbox.envelopes()
+    button = new_run("manual__1", dag_id="bluegreen_rollback")
+    button.dag_run.triggering_user_name = "alice"
+    button.execute(ManualRollbackOperator(task_id="rollback", spec=raw))
+    assert inbox.texts("rolled_back") == [
+        "lego-api: ROLLED BACK to blue: emergency rollback pressed by alice (bluegreen_rollback/manual__1). "
+        "Traffic now blue 100 / green 0. Run: bluegreen_rollback/manual__1."
+    ]
+
+    with pytest.raises(AirflowFailException, match="nothing to roll back"):
+        button.execute(ManualRollbackOperator(task_id="rollback", spec=raw))  # a second press changes nothing
+    assert inbox.texts() == []
+
+
 def test_a_run_that_succeeded_sends_no_rollback(world, new_run, stages, inbox, task_states):
     run = new_run("run1")
     stages.release(run, spec(world, inbox, retention_seconds=0), upto=(10, 50, 100))
