@@ -12,7 +12,6 @@ from typing import Any
 import boto3
 import pytest
 from airflow.sdk.exceptions import AirflowFailException, TaskDeferred
-from airflow.sdk.execution_time.task_runner import RuntimeTaskInstance
 
 from bluegreen_provider.notifications import deployment_overdue
 from bluegreen_provider.state import Phase, rollback
@@ -54,18 +53,6 @@ class Inbox:
 @pytest.fixture
 def inbox(world) -> Inbox:
     return Inbox()
-
-
-@pytest.fixture
-def task_states(monkeypatch):
-    """What Airflow reports for this run's task instances, as ``get_task_states`` returns it."""
-    states: dict[str, str] = {}
-
-    def get_task_states(dag_id, map_index=None, task_ids=None, task_group_id=None, logical_dates=None, run_ids=None):
-        return {run_ids[0]: dict(states)}
-
-    monkeypatch.setattr(RuntimeTaskInstance, "get_task_states", staticmethod(get_task_states))
-    return states
 
 
 def spec(world, inbox, **overrides: Any) -> dict[str, Any]:
