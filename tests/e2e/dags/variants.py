@@ -69,3 +69,18 @@ command_migrations = deployment_dag(
         "notifications": {"sns": {"target_arn": NOTIFIED_TOPIC}, "events": ["rolled_back", "held", "shifted"]},
     },
 )
+
+# The IAM policy's recording (tests/e2e/test_iam_policy.py): every stage the story has, with the prewarm and
+# notifications on, so the recorded AWS calls cover every action the deployment needs.
+audited = deployment_dag(
+    "e2e_audited",
+    {
+        **LEGO_API,
+        "service": "lego-api-audited",
+        "prewarm_invocations": 2,
+        "notifications": {
+            "sns": {"target_arn": NOTIFIED_TOPIC},
+            "events": ["approval_needed", "shifted", "held", "rolled_back", "promoted", "torn_down"],
+        },
+    },
+)
