@@ -2,6 +2,8 @@
 
     bluegreen status   [--service lego-api]    what AWS says now: split, lock, retention, versions, alarms
     bluegreen rollback --service lego-api      emergency rollback (idempotent; same code as the DAGs)
+    bluegreen iam-policy --service lego-api --account-id 123456789012 --region us-east-1
+                                               the least-privilege IAM policy its deployments need
     bluegreen sandbox  up|down|status|inject   the embedded AWS sandbox
     bluegreen demo     [--scenario happy|bad-release|alarm|reject] [--profile fast|aws]
     bluegreen airflow                          Airflow + sandbox on this machine, until Ctrl-C
@@ -155,6 +157,28 @@ def cmd_rollback(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_iam_policy(args: argparse.Namespace) -> int:
+    from bluegreen_provider.iam_policy import IamPolicyError, policy_for, zone_id_of
+
+    services, folder = _services(args)
+    spec = _pick(services, args.service, folder)
+    zone_id = args.hosted_zone_id
+    if zone_id is None and zone_id_of(spec) is None:
+        # A zone named by DNS name: its id is read through the connection (pass --hosted-zone-id to skip).
+        from bluegreen_provider.hooks.route53 import Route53Hook
+
+        _use_sandbox_connection_if_up(args.aws_conn_id)
+        zone_id = Route53Hook(aws_conn_id=args.aws_conn_id).resolve_zone_id(spec.hosted_zone)
+    try:
+        policy = policy_for(
+            spec, args.account_id, args.region, hosted_zone_id=zone_id, artifact_buckets=args.artifact_bucket
+        )
+    except IamPolicyError as err:
+        raise CliError(str(err), BAD_INPUT) from err
+    print(json.dumps(policy, indent=2))
+    return 0
+
+
 def cmd_sandbox(args: argparse.Namespace) -> int:
     from bluegreen_provider.sandbox.cli import main as sandbox_main
 
@@ -195,6 +219,16 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("rollback", help="emergency rollback of a service")
     p.add_argument("--service")
     p.set_defaults(func=cmd_rollback)
+
+    p = sub.add_parser("iam-policy", help="the least-privilege IAM policy a service's deployments need")
+    p.add_argument("--service")
+    p.add_argument("--account-id", required=True, help="the account of the functions and alarms")
+    p.add_argument("--region", required=True, help="the region of the functions and alarms")
+    p.add_argument("--hosted-zone-id", help="the zone's id (default: looked up when the service names it by name)")
+    p.add_argument(
+        "--artifact-bucket", action="append", default=[], help="a bucket runs release code from (repeatable)"
+    )
+    p.set_defaults(func=cmd_iam_policy)
 
     p = sub.add_parser("sandbox", help="the embedded AWS sandbox", add_help=False)
     p.add_argument("rest", nargs=argparse.REMAINDER)
@@ -269,7 +303,7 @@ def main(argv: list[str] | None = None) -> int:
         args = parser.parse_args(argv)
     except SystemExit as exit_:  # --help, or a usage error already printed as one line
         return int(exit_.code or 0)
-    quiet = _quiet_airflow_logs() if args.command in ("status", "rollback") else contextlib.nullcontext()
+    quiet = _quiet_airflow_logs() if args.command in ("status", "rollback", "iam-policy") else contextlib.nullcontext()
     try:
         with quiet:
             return int(args.func(args) or 0)

@@ -343,14 +343,7 @@ def run_airflow(port: int = 8080, profile: str | None = None, overrides: dict[st
         signal.signal(signal.SIGTERM, lambda *_: stop.set())
         write_state(
             state_dir,
-            SandboxState(
-                pid=os.getpid(),
-                endpoint_url=sandbox.endpoint_url,
-                http_url=sandbox.http_url,
-                hosted_zone_id=sandbox.hosted_zone_id,
-                region=sandbox.region,
-                connection_json=sandbox.connection_json(),
-            ),
+            SandboxState.of(sandbox, os.getpid()),
         )
         try:
             print("starting Airflow (api-server, scheduler, dag-processor, triggerer) …", flush=True)

@@ -74,8 +74,13 @@ class About:
 
     @classmethod
     def of(cls, plan: Plan, run: str) -> About:
-        names = {s.set_identifier: s.name for s in plan.spec.slots.values()}
-        return cls(plan.spec.service, run, plan.live, plan.candidate, names)
+        return cls.of_spec(plan.spec, run, plan.live, plan.candidate)
+
+    @classmethod
+    def of_spec(cls, spec: DeploymentSpec, run: str, live: str | None, candidate: str | None = None) -> About:
+        """A message about a service outside a deployment run (the emergency rollback has no plan)."""
+        names = {s.set_identifier: s.name for s in spec.slots.values()}
+        return cls(spec.service, run, live, candidate, names)
 
     def split(self, weights: Mapping[str, int] | None) -> str:
         """'blue 90 / green 10', as every other message of the deployment says it."""
@@ -359,11 +364,18 @@ def _run(context: Mapping[str, Any]) -> str:
 
 def notify(context: Context, plan: Plan, event: str, **facts: Any) -> list[str]:
     """Tell the configured targets about ``event`` of this run; returns who took it. Never raises."""
-    settings = plan.spec.notifications
+    return notify_about(context, plan.spec, lambda run: About.of(plan, run), event, **facts)
+
+
+def notify_about(
+    context: Context, spec: DeploymentSpec, about: Callable[[str], About], event: str, **facts: Any
+) -> list[str]:
+    """:func:`notify` for a stage without a plan: ``about(run)`` says what the message is about."""
+    settings = spec.notifications
     if settings is None or event not in settings.events:
         return []
     try:
-        notice = compose(event, About.of(plan, _run(context)), **facts)
+        notice = compose(event, about(_run(context)), **facts)
     except Exception:
         log.warning("Notification %r not sent: its message could not be written", event, exc_info=True)
         return []

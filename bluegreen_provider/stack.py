@@ -1,5 +1,9 @@
 """A real, small Airflow on this machine: api-server, scheduler, dag-processor and triggerer.
 
+With ``executor="CeleryExecutor"`` a Celery worker runs the tasks instead of the scheduler's local
+workers, over Redis (``celery_broker_url``) with results in the metadata database: the distributed
+setup of ``docker-compose.yaml``, on one machine.
+
 ``airflow standalone`` orphans its children on SIGTERM and starts 32 LocalExecutor workers; this
 starts each component in its own process group, sized for a small machine (parallelism 4), with
 PostgreSQL as the metadata DB, and stops every process it started — on Ctrl-C too.
@@ -24,6 +28,8 @@ from typing import Any
 from bluegreen_provider.locations import local_dags_folder, local_plugins_folder
 
 COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer")
+CELERY_WORKER = "celery-worker"
+EXECUTORS = ("LocalExecutor", "CeleryExecutor")
 
 
 def ensure_postgres_database(name: str, *, host: str = "127.0.0.1", port: int = 5432, user: str = "postgres") -> str:
@@ -81,8 +87,22 @@ class AirflowStack:
     parallelism: int = 4
     dags_folder: Path = field(default_factory=local_dags_folder)
     plugins_folder: Path | None = field(default_factory=local_plugins_folder)  # None: Airflow's default
+    executor: str = "LocalExecutor"
+    celery_broker_url: str = "redis://127.0.0.1:6379/0"
+    # The stack's own Celery queue: two stacks on one broker never take each other's tasks.
+    celery_queue: str = "default"
+    worker_log_port: int = 8793  # where a Celery worker serves its task logs to the api-server
     processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
     sessions: set[int] = field(default_factory=set)  # one per component ever started, led by its pid
+
+    def __post_init__(self) -> None:
+        if self.executor not in EXECUTORS:
+            raise ValueError(f"executor must be one of {EXECUTORS}, got {self.executor!r}")
+
+    @property
+    def components(self) -> tuple[str, ...]:
+        """What ``start()`` runs: the four components, and a Celery worker when Celery runs the tasks."""
+        return COMPONENTS + ((CELERY_WORKER,) if self.executor == "CeleryExecutor" else ())
 
     @property
     def url(self) -> str:
@@ -94,7 +114,7 @@ class AirflowStack:
             {
                 "AIRFLOW_HOME": str(self.home),
                 "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": self.sql_alchemy_conn,
-                "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+                "AIRFLOW__CORE__EXECUTOR": self.executor,
                 "AIRFLOW__CORE__PARALLELISM": str(self.parallelism),
                 "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
                 "AIRFLOW__CORE__DAGS_FOLDER": str(self.dags_folder),
@@ -115,6 +135,17 @@ class AirflowStack:
         )
         if self.plugins_folder is not None:
             env["AIRFLOW__CORE__PLUGINS_FOLDER"] = str(self.plugins_folder)
+        if self.executor == "CeleryExecutor":
+            env.update(
+                {
+                    "AIRFLOW__CELERY__BROKER_URL": self.celery_broker_url,
+                    # Celery's database result backend speaks SQLAlchemy: "db+" and the metadata DB's URL.
+                    "AIRFLOW__CELERY__RESULT_BACKEND": "db+" + self.sql_alchemy_conn.replace("+psycopg2", ""),
+                    "AIRFLOW__CELERY__WORKER_CONCURRENCY": str(self.parallelism),
+                    "AIRFLOW__OPERATORS__DEFAULT_QUEUE": self.celery_queue,
+                    "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(self.worker_log_port),
+                }
+            )
         env.update(self.extra_env)
         return env
 
@@ -138,7 +169,7 @@ class AirflowStack:
         """Migrate, start the components and wait for the API; stops what it started if any step fails."""
         try:
             self.migrate()
-            for component in COMPONENTS:
+            for component in self.components:
                 self.spawn(component)
             self.wait_ready(timeout=timeout)
         except BaseException:
@@ -151,13 +182,16 @@ class AirflowStack:
 
         Each runs in a session of its own, logging to ``logs/<name>.log`` (appended across restarts).
         """
-        if component not in COMPONENTS:
-            raise ValueError(f"unknown Airflow component {component!r}; one of {COMPONENTS}")
+        if component not in self.components:
+            raise ValueError(f"unknown Airflow component {component!r}; one of {self.components}")
         name = name or component
         running = self.processes.get(name)
         if running is not None and running.poll() is None:
             raise RuntimeError(f"airflow {name} is already running (pid {running.pid})")
         args = [sys.executable, "-m", "airflow", component]
+        if component == CELERY_WORKER:
+            args = [sys.executable, "-m", "airflow", "celery", "worker", "--queues", self.celery_queue]
+            args += ["--celery-hostname", f"{self.celery_queue}@%h", "--without-mingle", "--without-gossip"]
         if component == "api-server":
             args += ["--port", str(self.port), "--host", "127.0.0.1", "--workers", "1"]
         logs = self.home / "logs"

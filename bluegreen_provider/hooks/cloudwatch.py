@@ -9,6 +9,7 @@ from datetime import datetime
 from typing import Any
 
 from airflow.providers.amazon.aws.hooks.base_aws import AwsBaseHook
+from botocore.exceptions import ClientError
 
 from bluegreen_provider.hooks.retries import CLOUDWATCH_MAX_ATTEMPTS, StandardRetriesMixin
 
@@ -338,11 +339,20 @@ class CloudWatchMetricsHook(StandardRetriesMixin, AwsBaseHook):
             )
         return {n: found[n] for n in names}
 
-    def _similar_alarms(self, name: str) -> list[str]:
-        """A few existing alarm names sharing a prefix with ``name``, for the error message."""
-        response = self.conn.describe_alarms(
-            AlarmNamePrefix=name[:3], AlarmTypes=["MetricAlarm", "CompositeAlarm"], MaxRecords=100
-        )
+    def _similar_alarms(self, name: str) -> list[str] | str:
+        """A few existing alarm names sharing a prefix with ``name``, for the error message.
+
+        A connection allowed ``DescribeAlarms`` on the service's alarms only (the shipped IAM policy)
+        may not list others by prefix: the hint then says so instead of hiding the missing alarm.
+        """
+        try:
+            response = self.conn.describe_alarms(
+                AlarmNamePrefix=name[:3], AlarmTypes=["MetricAlarm", "CompositeAlarm"], MaxRecords=100
+            )
+        except ClientError as err:
+            if err.response.get("Error", {}).get("Code") not in ("AccessDenied", "AccessDeniedException"):
+                raise
+            return "not listed (no permission to describe other alarms)"
         existing = [a["AlarmName"] for a in response.get("MetricAlarms", []) + response.get("CompositeAlarms", [])]
         return difflib.get_close_matches(name, existing, n=3, cutoff=0.5)
 

@@ -55,6 +55,10 @@ def _not_found(err: ClientError) -> bool:
     return err.response.get("Error", {}).get("Code") == "ResourceNotFoundException"
 
 
+def _denied(err: ClientError) -> bool:
+    return err.response.get("Error", {}).get("Code") in ("AccessDeniedException", "AccessDenied")
+
+
 def _is_count(value: object, minimum: int) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and value >= minimum
 
@@ -77,10 +81,20 @@ class LambdaAliasHook(StandardRetriesMixin, LambdaHook):
 
     # ------------------------------------------------------------- lookups
 
-    def _function_names(self) -> list[str]:
+    def _function_names(self) -> list[str] | None:
+        """Every function's name, for "did you mean"; None when the connection may not list them.
+
+        The shipped IAM policy withholds ``lambda:ListFunctions``: it would show every function's
+        configuration (environment variables included) in the account.
+        """
         names: list[str] = []
-        for page in self.conn.get_paginator("list_functions").paginate():
-            names += [f["FunctionName"] for f in page["Functions"]]
+        try:
+            for page in self.conn.get_paginator("list_functions").paginate():
+                names += [f["FunctionName"] for f in page["Functions"]]
+        except ClientError as err:
+            if not _denied(err):
+                raise
+            return None
         return names
 
     def require_function(self, function_name: str) -> None:
@@ -94,7 +108,12 @@ class LambdaAliasHook(StandardRetriesMixin, LambdaHook):
         except ClientError as err:
             if not _not_found(err):
                 raise
-            similar = difflib.get_close_matches(function_name, self._function_names(), n=5, cutoff=0.5)
+            names = self._function_names()
+            similar = (
+                difflib.get_close_matches(function_name, names, n=5, cutoff=0.5)
+                if names is not None
+                else "not listed (no lambda:ListFunctions permission)"
+            )
             raise LambdaReleaseError(
                 f"Lambda function {function_name!r} not found in {self.conn_region_name}; "
                 f"similar existing functions: {similar}"

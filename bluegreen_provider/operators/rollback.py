@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk.exceptions import AirflowFailException
 
-from bluegreen_provider.notifications import notify, what_broke
+from bluegreen_provider.notifications import About, notify, notify_about, what_broke
 from bluegreen_provider.operators.base import StageOperator
 from bluegreen_provider.plan import Plan, PlanError
 from bluegreen_provider.rollback import describe_split, emergency_rollback, outcome_summary, report_live_health
@@ -190,7 +190,7 @@ class ManualRollbackOperator(StageOperator):
                 kwargs={"result": result},
             )
         result["insync"] = True
-        return result
+        return self._rolled_back(context, spec, result)
 
     def execute_complete(
         self, context: Context, event: Mapping[str, Any] | None = None, result: Mapping[str, Any] | None = None
@@ -211,4 +211,25 @@ class ManualRollbackOperator(StageOperator):
                 f"{describe_split(spec, result.get('split_after', {}))}; someone else changed it meanwhile"
             )
         result["insync"] = True
+        return self._rolled_back(context, spec, result)
+
+    @staticmethod
+    def _rolled_back(context: Context, spec: DeploymentSpec, result: dict[str, Any]) -> dict[str, Any]:
+        """Tell the service's notification targets who pressed the button and where traffic is now."""
+        if result.get("changed"):
+            dag_run = context["dag_run"]
+            user = getattr(dag_run, "triggering_user_name", None)
+            pressed = (
+                f"emergency rollback pressed by {user} ({dag_run.dag_id}/{dag_run.run_id})"
+                if user
+                else (f"emergency rollback ({dag_run.dag_id}/{dag_run.run_id})")
+            )
+            notify_about(
+                context,
+                spec,
+                lambda run: About.of_spec(spec, run, result.get("live")),
+                "rolled_back",
+                cause=pressed,
+                split=result.get("split_after"),
+            )
         return result

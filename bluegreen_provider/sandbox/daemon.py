@@ -58,14 +58,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         write_state(
             state_dir,
-            SandboxState(
-                pid=os.getpid(),
-                endpoint_url=sandbox.endpoint_url,
-                http_url=sandbox.http_url,
-                hosted_zone_id=sandbox.hosted_zone_id,
-                region=sandbox.region,
-                connection_json=sandbox.connection_json(),
-            ),
+            SandboxState.of(sandbox, os.getpid()),
         )
         log.info("serving: moto %s, http %s, profile %s", sandbox.endpoint_url, sandbox.http_url, sandbox.profile)
         received = signal.sigwait(_STOP_SIGNALS)

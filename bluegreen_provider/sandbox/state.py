@@ -10,6 +10,10 @@ import json
 import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from bluegreen_provider.sandbox.core import Sandbox
 
 STATE_FILE = "sandbox.json"
 LOG_FILE = "sandbox.log"
@@ -24,6 +28,18 @@ class SandboxState:
     hosted_zone_id: str
     region: str
     connection_json: str
+
+    @classmethod
+    def of(cls, sandbox: Sandbox, pid: int) -> SandboxState:
+        """The state file of ``sandbox``, served by process ``pid``: how the CLI and the UI find it."""
+        return cls(
+            pid=pid,
+            endpoint_url=sandbox.endpoint_url,
+            http_url=sandbox.http_url,
+            hosted_zone_id=sandbox.hosted_zone_id,
+            region=sandbox.region,
+            connection_json=sandbox.connection_json(),
+        )
 
 
 def state_path(state_dir: Path) -> Path:

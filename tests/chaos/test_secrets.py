@@ -15,7 +15,9 @@ another system reads after the run is searched for each canary:
 - the approval request (``hitl_detail``: subject, body, options, params) and the answer the REST API
   gave the approver;
 - what the run wrote to AWS: every version of the state record (its ``reason`` carries a failed
-  stage's error, and it is a public TXT record), every change comment, the published versions.
+  stage's error, and it is a public TXT record), every change comment, the published versions;
+- the notifications it sent (the fast case's DAG sends them to an SNS topic; its SQS queue is read
+  back): the rollback's says what broke, which is the failed stage's error.
 
 Each corpus must hold what the run is known to have written there, so an empty or wrong corpus
 fails instead of passing. That whole release is slow (``make chaos``); the fast case runs
@@ -37,6 +39,7 @@ from bluegreen_provider.sandbox import Sandbox
 
 # The e2e fixtures, requested by name below (hence the redefinitions ruff sees as F811).
 from tests.e2e.conftest import E2E_DAGS, deploy, deployment_state, e2e_bundle, sandbox, service_db  # noqa: F401
+from tests.e2e.sns_queue import TopicQueue
 
 pytestmark = [pytest.mark.chaos("secrets"), pytest.mark.e2e]
 
@@ -186,6 +189,9 @@ def test_a_deployment_leaves_no_secret_in_logs_xcom_rendered_fields_or_the_appro
 def test_a_migration_tool_that_prints_its_environment_shows_no_worker_secret(
     deploy, sandbox, canaries, capfd, caplog
 ) -> None:
+    from tests.e2e.dags.variants import NOTIFIED_TOPIC  # here: building the variants registers them
+
+    notifications = TopicQueue(sandbox, NOTIFIED_TOPIC)
     capfd.readouterr()
     result = deploy("v2", dag_file=E2E_DAGS / "variants.py", dag_name="command_migrations")
     assert result.states["run_migrations"] == "failed", result.states
@@ -200,6 +206,7 @@ def test_a_migration_tool_that_prints_its_environment_shows_no_worker_secret(
         "XCom": run_xcoms(result.dag_id, result.run_id),
         **{f"rendered fields of {task}": text for task, text in rendered_fields(result.dag_id, result.run_id).items()},
         "AWS state the run wrote": aws_written(sandbox),
+        "notifications": json.dumps(notifications.messages()),
     }
     printed = {line.split("=", 1)[0].removeprefix("| ") for line in _tool_lines(logs)}
     print({where: len(text) for where, text in corpora.items()}, sorted(printed))
@@ -208,6 +215,9 @@ def test_a_migration_tool_that_prints_its_environment_shows_no_worker_secret(
     assert {"PATH", "HOME", "DATABASE_URL", "PGOPTIONS"} <= printed, sorted(printed)
     assert '"plan/return_value"' in corpora["XCom"]
     assert "lego_db" in corpora["rendered fields of run_migrations"]
+    # The rollback's notification carries the stage's error, the tool's output tail included.
+    assert "run_migrations failed: migration command exited with code 3" in corpora["notifications"]
+    assert "DATABASE_URL=***" in corpora["notifications"]
     assert not leaks(corpora, canaries)
     assert not {name for name in printed if name.startswith(("AWS_", "AIRFLOW", "PG")) and name != "PGOPTIONS"}
     # Its DATABASE_URL is masked in the log and in the error the stage failed with (the state record's

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import re
 import shutil
 import socket
@@ -173,9 +174,17 @@ def print_diagnosis(home: Path) -> None:
 
 @contextlib.contextmanager
 def airflow_world(
-    tmp: Path, *, sandbox_settings: Mapping[str, Any] | None = None, airflow_env: Mapping[str, str] | None = None
+    tmp: Path,
+    *,
+    sandbox_settings: Mapping[str, Any] | None = None,
+    airflow_env: Mapping[str, str] | None = None,
+    executor: str = "LocalExecutor",
 ) -> Iterator[World]:
-    """Sandbox, two fresh Postgres DBs (app migrations, Airflow metadata) and the four components."""
+    """Sandbox, two fresh Postgres DBs (app migrations, Airflow metadata) and the four components.
+
+    With ``executor="CeleryExecutor"`` a Celery worker runs the tasks, over this machine's Redis
+    (``BLUEGREEN_TEST_REDIS_URL``, default ``redis://127.0.0.1:6379/0``) on a queue of this world's own.
+    """
     suffix = uuid.uuid4().hex[:8]
     lego_db, meta_db = f"bg_sched_lego_{suffix}", f"bg_sched_meta_{suffix}"
     with contextlib.ExitStack() as cleanup:
@@ -198,6 +207,10 @@ def airflow_world(
             dags_folder=dags,
             sql_alchemy_conn=meta_url,
             port=free_port(),
+            executor=executor,
+            celery_broker_url=os.environ.get("BLUEGREEN_TEST_REDIS_URL", "redis://127.0.0.1:6379/0"),
+            celery_queue=f"bluegreen-{suffix}",
+            worker_log_port=free_port(),
             extra_env={
                 "AIRFLOW_CONN_LEGO_DB": lego_url,
                 "BLUEGREEN_HEALTH_BASE_URL": sandbox.http_url,

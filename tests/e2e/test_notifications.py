@@ -3,13 +3,12 @@ from the SQS queue subscribed to it."""
 
 from __future__ import annotations
 
-import json
-
 import pytest
 
 from bluegreen_provider.localrun import xcom
 
 from .conftest import E2E_DAGS
+from .sns_queue import TopicQueue
 
 pytestmark = pytest.mark.e2e
 
@@ -17,22 +16,13 @@ pytestmark = pytest.mark.e2e
 def test_bad_release_rollback_is_sent_with_what_broke(deploy, sandbox):
     from .dags.variants import NOTIFIED_TOPIC  # here, not at collection: building the variants registers them
 
-    clients = sandbox.clients()
-    sns, sqs = clients("sns"), clients("sqs")
-    assert sns.create_topic(Name=NOTIFIED_TOPIC.rsplit(":", 1)[-1])["TopicArn"] == NOTIFIED_TOPIC
-    queue = sqs.create_queue(QueueName="deployments")["QueueUrl"]
-    queue_arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-    sns.subscribe(TopicArn=NOTIFIED_TOPIC, Protocol="sqs", Endpoint=queue_arn)
+    queue = TopicQueue(sandbox, NOTIFIED_TOPIC)
 
     result = deploy("bad", dag_file=E2E_DAGS / "variants.py", dag_name="notified")
 
     assert result.state == "failed"
     assert (result.states["soak_10"], result.states["rollback"]) == ("failed", "success")
-    got = sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10)["Messages"]
-    sent = {}
-    for message in got:
-        envelope = json.loads(message["Body"])
-        sent[envelope["MessageAttributes"]["event"]["Value"]] = envelope
+    sent = queue.by_event()
     assert sorted(sent) == ["rolled_back", "shifted"], sent
     run = f"{result.dag_id}/{result.run_id}"
     verdict = xcom(result.dag_id, result.run_id, "soak_10", key="verdict")

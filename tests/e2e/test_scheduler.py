@@ -1,8 +1,11 @@
-"""The deployment DAG under a real Airflow: scheduler, triggerer, dag-processor and api-server.
+"""The deployment DAG under a real, distributed Airflow: scheduler, triggerer, dag-processor, api-server
+and a Celery worker.
 
-No ``dag.test()``: LocalExecutor workers run the tasks, the triggerer runs the soaks and the
-teardown's wait, failure callbacks run in the task processes, and everything a person does goes
-through the public REST API (trigger, clear, approve). The story it proves:
+No ``dag.test()``: the CeleryExecutor sends the tasks over this machine's Redis to a Celery worker (as
+``docker-compose.yaml`` runs it, on one machine), the triggerer runs the soaks and the teardown's wait,
+failure callbacks run in the task processes, and everything a person does goes through the public
+REST API (trigger, clear, approve). The process-kill cases of ``tests/chaos`` run the same world on the
+LocalExecutor. The story it proves:
 
 1. a bad release is caught at the first breach of the 10 % soak, rolled back, and the run fails;
 2. someone fixes the artifact and clears ``deploy_green`` with its downstream tasks; the same run
@@ -53,7 +56,9 @@ MARK_FAILED_RESTORE_SECONDS = FAST["poll_interval_seconds"] + 15  # mark failed 
 def world(tmp_path_factory) -> Iterator[World]:
     # A fault proxy that injects nothing, to hold one AWS call still while its process is killed.
     with airflow_world(
-        tmp_path_factory.mktemp("scheduler"), sandbox_settings={"faults": FaultPlan(share=0.0)}
+        tmp_path_factory.mktemp("scheduler"),
+        sandbox_settings={"faults": FaultPlan(share=0.0)},
+        executor="CeleryExecutor",
     ) as started:
         yield started
 

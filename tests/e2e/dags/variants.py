@@ -40,17 +40,6 @@ no_alarms = deployment_dag(
     "e2e_no_alarms", {**LEGO_API, "service": "lego-api-no-alarms", "alarms": [], "comparison_alpha": 0.001}
 )
 
-# Command-mode migrations whose tool prints the environment it was given and its DATABASE_URL, then
-# fails: tests/chaos/test_secrets.py reads both back from the task log and the stage's error.
-command_migrations = deployment_dag(
-    "e2e_command_migrations",
-    {
-        **LEGO_API,
-        "service": "lego-api-command-migrations",
-        "migrations": {"conn_id": "lego_db", "command": 'env; echo "url=$DATABASE_URL"; exit 3'},
-    },
-)
-
 # Notifications (tests/e2e/test_notifications.py): every event to an SNS topic in the sandbox, which the test
 # creates with an SQS queue subscribed and reads back. moto's default account owns the topic. No "overdue":
 # dag.test() never creates the deadline (its runs have no queued_at), and a successful dag.test() of a DAG
@@ -61,6 +50,34 @@ notified = deployment_dag(
     {
         **LEGO_API,
         "service": "lego-api-notified",
+        "notifications": {
+            "sns": {"target_arn": NOTIFIED_TOPIC},
+            "events": ["approval_needed", "shifted", "held", "rolled_back", "promoted", "torn_down"],
+        },
+    },
+)
+
+# Command-mode migrations whose tool prints the environment it was given and its DATABASE_URL, then
+# fails: tests/chaos/test_secrets.py reads both back from the task log, the stage's error and the
+# notifications it sends to the SNS topic.
+command_migrations = deployment_dag(
+    "e2e_command_migrations",
+    {
+        **LEGO_API,
+        "service": "lego-api-command-migrations",
+        "migrations": {"conn_id": "lego_db", "command": 'env; echo "url=$DATABASE_URL"; exit 3'},
+        "notifications": {"sns": {"target_arn": NOTIFIED_TOPIC}, "events": ["rolled_back", "held", "shifted"]},
+    },
+)
+
+# The IAM policy's recording (tests/e2e/test_iam_policy.py): every stage the story has, with the prewarm and
+# notifications on, so the recorded AWS calls cover every action the deployment needs.
+audited = deployment_dag(
+    "e2e_audited",
+    {
+        **LEGO_API,
+        "service": "lego-api-audited",
+        "prewarm_invocations": 2,
         "notifications": {
             "sns": {"target_arn": NOTIFIED_TOPIC},
             "events": ["approval_needed", "shifted", "held", "rolled_back", "promoted", "torn_down"],

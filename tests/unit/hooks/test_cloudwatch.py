@@ -261,5 +261,23 @@ def test_unknown_alarm_is_an_error(hook, cw):
     _alarm(cw, "api-green-errors", "OK")
     with pytest.raises(UnknownAlarmError, match=r"\['api-green-erors'\] do not exist.*api-green-errors"):
         hook.alarms_in_alarm(["api-green-errors", "api-green-erors"])
+
+
+def test_unknown_alarm_without_permission_to_list_others(hook, cw, monkeypatch):
+    """Allowed DescribeAlarms on the service's alarms only (the shipped IAM policy), no prefix listing."""
+    from botocore.client import BaseClient
+    from botocore.exceptions import ClientError
+
+    _alarm(cw, "api-green-errors", "OK")
+    real = BaseClient._make_api_call
+
+    def deny_prefix(client, operation, params):
+        if operation == "DescribeAlarms" and "AlarmNamePrefix" in params:
+            raise ClientError({"Error": {"Code": "AccessDenied", "Message": "no"}}, operation)
+        return real(client, operation, params)
+
+    monkeypatch.setattr(BaseClient, "_make_api_call", deny_prefix)
+    with pytest.raises(UnknownAlarmError, match=r"\['api-green-erors'\] do not exist.*not listed \(no permission"):
+        hook.alarms_in_alarm(["api-green-errors", "api-green-erors"])
     with pytest.raises(UnknownAlarmError, match="non-empty strings, got 'api-green-errors'"):
         hook.alarm_states("api-green-errors")

@@ -68,6 +68,25 @@ def test_require_function(hook, fn, lam):
         hook.require_function("apii")
 
 
+def test_missing_function_without_permission_to_list_others(hook, fn, monkeypatch):
+    """The shipped IAM policy withholds ListFunctions: the missing function is still named, the hint says why not."""
+    from botocore.client import BaseClient
+
+    real = BaseClient._make_api_call
+
+    def deny_listing(client, operation, params):
+        if operation == "ListFunctions":
+            raise ClientError({"Error": {"Code": "AccessDeniedException", "Message": "no"}}, operation)
+        return real(client, operation, params)
+
+    monkeypatch.setattr(BaseClient, "_make_api_call", deny_listing)
+    with pytest.raises(
+        LambdaReleaseError,
+        match=r"'apii' not found in us-east-1; similar existing functions: not listed \(no lambda:ListFunctions",
+    ):
+        hook.require_function("apii")
+
+
 def test_publish_code_reuse_and_versions(hook, fn, lam):
     v1 = hook.publish_code(fn, zip_file=V2, description="release 2")
     assert v1 == FunctionVersion(fn, "1", hook.zip_sha256(V2), "release 2")

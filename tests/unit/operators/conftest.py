@@ -16,6 +16,7 @@ from typing import Any
 
 import boto3
 import pytest
+from airflow.sdk.execution_time.task_runner import RuntimeTaskInstance
 from moto import mock_aws
 
 from bluegreen_provider.sandbox.releases import build_zip, code_sha256, handler_source
@@ -335,3 +336,15 @@ def clock(monkeypatch):
         offset[0] += timedelta(seconds=seconds)
 
     return advance
+
+
+@pytest.fixture
+def task_states(monkeypatch):
+    """What Airflow reports for this run's task instances, as ``get_task_states`` returns it."""
+    states: dict[str, str] = {}
+
+    def get_task_states(dag_id, map_index=None, task_ids=None, task_group_id=None, logical_dates=None, run_ids=None):
+        return {run_ids[0]: dict(states)}
+
+    monkeypatch.setattr(RuntimeTaskInstance, "get_task_states", staticmethod(get_task_states))
+    return states

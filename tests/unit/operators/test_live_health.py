@@ -12,7 +12,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from airflow.sdk.execution_time.task_runner import RuntimeTaskInstance
 
 from bluegreen_provider.hooks.cloudwatch import CloudWatchMetricsHook
 from bluegreen_provider.hooks.route53 import HealthCheckError, HealthCheckStatus, Route53Hook
@@ -24,18 +23,6 @@ from .conftest import FUNCTIONS
 
 BLUE_HEALTH = "http://health.test/blue/health"
 GREEN_HEALTH = "http://health.test/green/health"
-
-
-@pytest.fixture
-def task_states(monkeypatch):
-    """What Airflow reports for this run's task instances, as ``get_task_states`` returns it."""
-    states: dict[str, str] = {}
-
-    def get_task_states(dag_id, map_index=None, task_ids=None, task_group_id=None, logical_dates=None, run_ids=None):
-        return {run_ids[0]: dict(states)}
-
-    monkeypatch.setattr(RuntimeTaskInstance, "get_task_states", staticmethod(get_task_states))
-    return states
 
 
 class Probe:

@@ -12,7 +12,6 @@ from typing import Any
 import boto3
 import pytest
 from airflow.sdk.exceptions import AirflowFailException, TaskDeferred
-from airflow.sdk.execution_time.task_runner import RuntimeTaskInstance
 
 from bluegreen_provider.notifications import deployment_overdue
 from bluegreen_provider.state import Phase, rollback
@@ -54,18 +53,6 @@ class Inbox:
 @pytest.fixture
 def inbox(world) -> Inbox:
     return Inbox()
-
-
-@pytest.fixture
-def task_states(monkeypatch):
-    """What Airflow reports for this run's task instances, as ``get_task_states`` returns it."""
-    states: dict[str, str] = {}
-
-    def get_task_states(dag_id, map_index=None, task_ids=None, task_group_id=None, logical_dates=None, run_ids=None):
-        return {run_ids[0]: dict(states)}
-
-    monkeypatch.setattr(RuntimeTaskInstance, "get_task_states", staticmethod(get_task_states))
-    return states
 
 
 def spec(world, inbox, **overrides: Any) -> dict[str, Any]:
@@ -119,6 +106,25 @@ def test_rollback_without_a_verdict_quotes_the_state_reason(world, new_run, stag
         "lego-api: ROLLED BACK to blue: rollback task after soak_10. Traffic now blue 100 / green 0. "
         "Run: bluegreen_deploy/run1."
     ]
+
+
+def test_the_emergency_rollback_says_who_pressed_it_and_where_traffic_is(world, new_run, stages, inbox):
+    from bluegreen_provider.operators.rollback import ManualRollbackOperator
+
+    raw = spec(world, inbox)
+    stages.release(new_run("run1"), raw, upto=(10, 50))
+    inbox.envelopes()
+    button = new_run("manual__1", dag_id="bluegreen_rollback")
+    button.dag_run.triggering_user_name = "alice"
+    button.execute(ManualRollbackOperator(task_id="rollback", spec=raw))
+    assert inbox.texts("rolled_back") == [
+        "lego-api: ROLLED BACK to blue: emergency rollback pressed by alice (bluegreen_rollback/manual__1). "
+        "Traffic now blue 100 / green 0. Run: bluegreen_rollback/manual__1."
+    ]
+
+    with pytest.raises(AirflowFailException, match="nothing to roll back"):
+        button.execute(ManualRollbackOperator(task_id="rollback", spec=raw))  # a second press changes nothing
+    assert inbox.texts() == []
 
 
 def test_a_run_that_succeeded_sends_no_rollback(world, new_run, stages, inbox, task_states):

@@ -5,7 +5,6 @@ import logging
 
 import pytest
 from airflow.sdk.exceptions import AirflowFailException, TaskDeferred
-from airflow.sdk.execution_time.task_runner import RuntimeTaskInstance
 
 from bluegreen_provider.hooks.lambda_alias import LambdaAliasHook
 from bluegreen_provider.hooks.route53 import Route53Hook
@@ -15,18 +14,6 @@ from bluegreen_provider.state import NothingToDo, Phase, rollback
 from bluegreen_provider.triggers.route53 import Route53ChangeTrigger
 
 STEPS = (10, 50, 100)
-
-
-@pytest.fixture
-def task_states(monkeypatch):
-    """What Airflow reports for this run's task instances, as ``get_task_states`` returns it."""
-    states: dict[str, str] = {}
-
-    def get_task_states(dag_id, map_index=None, task_ids=None, task_group_id=None, logical_dates=None, run_ids=None):
-        return {run_ids[0]: dict(states)}
-
-    monkeypatch.setattr(RuntimeTaskInstance, "get_task_states", staticmethod(get_task_states))
-    return states
 
 
 def _press(world, **spec):
