@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from bluegreen_provider.sandbox.state import SandboxState
+from bluegreen_provider.sandbox.state import SandboxState, write_state
 
 from .conftest import DAGS
 
@@ -30,7 +30,7 @@ def test_status_uses_the_sandbox_running_in_the_working_directory(bluegreen, san
     """``bluegreen sandbox up``'s state dir, or ``bluegreen airflow``'s (its process, not a daemon)."""
     monkeypatch.delenv("BLUEGREEN_SANDBOX_DIR")
     monkeypatch.chdir(tmp_path)
-    writeSandboxState.of(tmp_path / where, SandboxState.of(sandbox, os.getpid()))
+    write_state(tmp_path / where, SandboxState.of(sandbox, os.getpid()))
     result = bluegreen("--dags-folder", str(DAGS), "status", "--service", "lego-api")
     assert result.code == 0, result.err
     assert "split:     blue 100 / green 0" in result.out
@@ -41,7 +41,7 @@ def test_a_sandbox_dir_from_the_environment_overrides_the_working_directorys(
     bluegreen, sandbox, monkeypatch, tmp_path, no_credentials
 ):
     monkeypatch.chdir(tmp_path)
-    writeSandboxState.of(tmp_path / ".sandbox", SandboxState.of(sandbox, os.getpid()))
+    write_state(tmp_path / ".sandbox", SandboxState.of(sandbox, os.getpid()))
     chosen = tmp_path / "chosen"
     chosen.mkdir()
     monkeypatch.setenv("BLUEGREEN_SANDBOX_DIR", str(chosen))
@@ -53,7 +53,7 @@ def test_a_sandbox_dir_from_the_environment_overrides_the_working_directorys(
 def test_the_state_file_of_a_sandbox_that_died_is_ignored(bluegreen, sandbox, monkeypatch, tmp_path, no_credentials):
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
     state_dir = Path(os.environ["BLUEGREEN_SANDBOX_DIR"])
-    writeSandboxState.of(state_dir, SandboxState.of(sandbox, int(dead.stdout)))
+    write_state(state_dir, SandboxState.of(sandbox, int(dead.stdout)))
     result = bluegreen("--dags-folder", str(DAGS), "status")
     assert result.code == 1
     assert result.error_line == (
