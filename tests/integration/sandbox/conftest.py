@@ -8,7 +8,9 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import boto3
 import pytest
+from botocore.config import Config
 
 from bluegreen_provider.sandbox import Sandbox
 from bluegreen_provider.sandbox.world import FUNCTIONS, alias_name, weighted_record
@@ -57,9 +59,22 @@ def aws_sandbox(tmp_path: Path) -> Iterator[Callable[..., Sandbox]]:
         yield start
 
 
+def route53_retrying(sandbox: Sandbox) -> Any:
+    """A Route53 client that retries as every real caller does (and the hooks do): on the aws profile a
+    change right after another is answered ``PriorRequestNotComplete`` while the zone applies it."""
+    return boto3.session.Session().client(
+        "route53",
+        endpoint_url=sandbox.endpoint_url,
+        region_name="us-east-1",
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+        config=Config(retries={"mode": "standard", "total_max_attempts": 10}),
+    )
+
+
 def _set_weights(sandbox: Sandbox, blue: int, green: int) -> None:
     """Shift traffic the way the deployment does: one UPSERT batch for both weighted record sets."""
-    sandbox.clients()("route53").change_resource_record_sets(
+    route53_retrying(sandbox).change_resource_record_sets(
         HostedZoneId=sandbox.hosted_zone_id,
         ChangeBatch={
             "Changes": [
@@ -96,6 +111,12 @@ def wait_until() -> Callable[..., Any]:
 @pytest.fixture
 def set_weights(sandbox: Sandbox) -> Callable[[int, int], None]:
     return lambda blue, green: _set_weights(sandbox, blue, green)
+
+
+@pytest.fixture
+def set_sandbox_weights() -> Callable[[Sandbox, int, int], None]:
+    """``set_weights`` for a sandbox the test starts itself (``aws_sandbox``)."""
+    return _set_weights
 
 
 @pytest.fixture

@@ -5,8 +5,6 @@ from __future__ import annotations
 import time
 from datetime import UTC, datetime, timedelta
 
-from bluegreen_provider.sandbox.world import weighted_record
-
 PERIOD, LAG = 2, 4.0
 
 
@@ -52,22 +50,14 @@ def test_datapoints_are_published_only_after_the_lag(aws_sandbox, wait_until) ->
     assert later[start] > 0
 
 
-def test_per_function_metrics_and_alarms_count_each_request_once(aws_sandbox, wait_until) -> None:
+def test_per_function_metrics_and_alarms_count_each_request_once(aws_sandbox, set_sandbox_weights, wait_until) -> None:
     sandbox = aws_sandbox(metrics_period_seconds=PERIOD, metrics_lag_seconds=0.0, flush_seconds=0.25)
     lambda_ = sandbox.clients()("lambda")
     code = sandbox.release_zip("bad").read_bytes()
     lambda_.update_function_code(FunctionName="lego-api-moc", ZipFile=code)
     version = lambda_.publish_version(FunctionName="lego-api-moc")["Version"]
     lambda_.update_alias(FunctionName="lego-api-moc", Name="production-green", FunctionVersion=version)
-    sandbox.clients()("route53").change_resource_record_sets(
-        HostedZoneId=sandbox.hosted_zone_id,
-        ChangeBatch={
-            "Changes": [
-                {"Action": "UPSERT", "ResourceRecordSet": weighted_record("blue", 50)},
-                {"Action": "UPSERT", "ResourceRecordSet": weighted_record("green", 50)},
-            ]
-        },
-    )
+    set_sandbox_weights(sandbox, 50, 50)
     wait_until(lambda: time.time() > sandbox.route53_changes()[-1]["insync_at"] + 3 * PERIOD, timeout=30)
     cloudwatch = sandbox.clients()("cloudwatch")
     end = datetime.fromtimestamp((int(time.time()) // PERIOD) * PERIOD, UTC)
