@@ -57,8 +57,8 @@ RUNS: dict[str, Any] = {}
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
-    forget_screenshots()  # the folder shows this run's flows only
     with chromium() as started:
+        forget_screenshots()  # the folder shows this run's flows only
         yield started
 
 
@@ -138,9 +138,11 @@ def test_the_trigger_form_starts_a_run_with_the_params_edited_in_it(world: World
     paste_json(page, editor_of(form, "steps"), TIMINGS["steps"])
     paste_json(page, editor_of(form, "release"), release)
     expect(editor_of(form, "release")).to_contain_text("1.4.2-browser")
+    expect(editor_of(form, "steps")).to_contain_text('"soak_seconds": 4')
+    form.locator('input[name="element_error_rate_threshold_pct"]').scroll_into_view_if_needed()
+    screenshot(page, "trigger-form")  # the edited steps and numbers
     form.get_by_role("button", name="Advanced Options").click()
     form.get_by_label("Run ID").fill(run_id)
-    screenshot(page, "trigger-form")
     form.get_by_role("button", name="Trigger", exact=True).click()
     expect(page.get_by_text("Dag Run Triggered")).to_be_visible()
 
@@ -280,8 +282,10 @@ def test_clearing_a_failed_migration_stage_in_the_ui_reruns_it(world: World, pag
     dialog = page.get_by_role("dialog")
     expect(dialog.get_by_text("Clear Task Instance: run_migrations")).to_be_visible()
     expect(dialog.get_by_role("row").filter(has_text="run_migrations")).to_contain_text("Failed")
+    confirm = dialog.get_by_role("button", name="Confirm")
+    expect(confirm).to_be_enabled()
     screenshot(page, "clear-dialog")
-    dialog.get_by_role("button", name="Confirm").click()
+    confirm.click()
     expect(dialog).to_be_hidden()
 
     def rerun() -> dict[str, Any] | None:
@@ -311,8 +315,11 @@ def test_marking_the_approval_success_in_the_ui_promotes_the_run(world: World, p
     page.get_by_role("menuitem", name="Success").click()
     dialog = page.get_by_role("dialog")
     expect(dialog.get_by_text("Mark Task Instance as success: approval")).to_be_visible()
+    expect(dialog.get_by_role("row").filter(has_text="approval")).to_contain_text("Awaiting Input")
+    confirm = dialog.get_by_role("button", name="Confirm")
+    expect(confirm).to_be_enabled()
     screenshot(page, "mark-success")
-    dialog.get_by_role("button", name="Confirm").click()
+    confirm.click()
     expect(dialog).to_be_hidden()
 
     assert wait_run(world, run_id, timeout=120) == "success", world.states(run_id)
