@@ -26,6 +26,7 @@ from playwright.sync_api import Browser, Locator, Page, expect
 
 from tests.e2e.airflow_world import (
     DAG_ID,
+    FUNCTIONS,
     World,
     airflow_world,
     dag_ready,
@@ -144,7 +145,7 @@ def test_the_trigger_form_starts_a_run_with_the_params_edited_in_it(world: World
     form.get_by_role("button", name="Advanced Options").click()
     form.get_by_label("Run ID").fill(run_id)
     form.get_by_role("button", name="Trigger", exact=True).click()
-    expect(page.get_by_text("Dag Run Triggered")).to_be_visible()
+    expect(page.get_by_text("Dag Run Triggered").first).to_be_visible()  # a toast, at times drawn twice
 
     run = wait_for("the triggered run", lambda: world.get(world.run_path(run_id)), 30)
     conf = run["conf"]
@@ -167,7 +168,7 @@ def test_approving_the_required_action_in_the_ui_promotes_the_run(world: World, 
     expect(page.get_by_text("Soak results (limit: error rate ≤ 7 %")).to_be_visible()
     screenshot(page, "required-action")
     page.get_by_role("button", name="Approve").click()
-    expect(page.get_by_text("approval response successful")).to_be_visible()
+    expect(page.get_by_text("approval response successful").first).to_be_visible()  # a toast
 
     assert wait_run(world, run_id, timeout=120) == "success", world.states(run_id)
     states = world.states(run_id)
@@ -178,6 +179,12 @@ def test_approving_the_required_action_in_the_ui_promotes_the_run(world: World, 
     assert world.sandbox.weights() == {live: 0, candidate: 100}
     state = deployment_state(world.sandbox)
     assert (state.phase, state.live) == ("retired", candidate), state
+    # The release label typed into the form is on every version the run published.
+    lam = world.sandbox.clients()("lambda")
+    for function in FUNCTIONS:
+        version = lam.get_alias(FunctionName=function, Name=f"production-{candidate}")["FunctionVersion"]
+        described = lam.get_function(FunctionName=function, Qualifier=version)["Configuration"]["Description"]
+        assert described.startswith("bluegreen lego-api release 1.4.2-browser by "), (function, described)
     page.goto(run_url(run_id))
     expect(page.get_by_role("heading", name=run_id, exact=True).first).to_be_visible()
     screenshot(page, "promoted-run")
@@ -295,7 +302,7 @@ def test_clearing_a_failed_migration_stage_in_the_ui_reruns_it(world: World, pag
     ti = wait_for("run_migrations to run again", rerun, 90)
     assert ti["state"] == "success", ti
     applied = world.xcom(run_id, "run_migrations")["applied"]
-    assert [m["version"] if isinstance(m, dict) else m for m in applied] == [4], applied
+    assert [m["version"] for m in applied] == [4], applied
     assert "attempt=2.log" in world.logs(run_id, "run_migrations")
     wait_awaiting_approval(world, run_id)  # cleared with its downstream stages: the same run resumed
     assert world.sandbox.weights() == {live: 50, candidate: 50}
