@@ -92,6 +92,7 @@ class AirflowStack:
     # The stack's own Celery queue: two stacks on one broker never take each other's tasks.
     celery_queue: str = "default"
     worker_log_port: int = 8793  # where a Celery worker serves its task logs to the api-server
+    trigger_log_port: int = 8794  # where the triggerer serves its triggers' logs to the api-server
     processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
     sessions: set[int] = field(default_factory=set)  # one per component ever started, led by its pid
 
@@ -124,7 +125,8 @@ class AirflowStack:
                 "AIRFLOW__API_AUTH__JWT_SECRET": "bluegreen-local-stack",
                 "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
                 "AIRFLOW__SCHEDULER__TASK_QUEUED_TIMEOUT": "300",
-                "AIRFLOW__TRIGGERER__DEFAULT_CAPACITY": "100",
+                "AIRFLOW__TRIGGERER__CAPACITY": "100",
+                "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(self.trigger_log_port),
                 # A worker may notice that its task process exited (deferred, awaiting input) only at
                 # its next heartbeat check, 5 s by default. When the task resumes sooner, that stale
                 # "success" of the same try meets the resumed attempt QUEUED or RUNNING and the

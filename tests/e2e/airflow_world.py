@@ -211,6 +211,7 @@ def airflow_world(
             celery_broker_url=os.environ.get("BLUEGREEN_TEST_REDIS_URL", "redis://127.0.0.1:6379/0"),
             celery_queue=f"bluegreen-{suffix}",
             worker_log_port=free_port(),
+            trigger_log_port=free_port(),
             extra_env={
                 "AIRFLOW_CONN_LEGO_DB": lego_url,
                 "BLUEGREEN_HEALTH_BASE_URL": sandbox.http_url,
