@@ -20,6 +20,8 @@ if TYPE_CHECKING:
     from bluegreen_provider.hooks.cloudwatch import CloudWatchMetricsHook
     from bluegreen_provider.hooks.lambda_alias import LambdaAliasHook
     from bluegreen_provider.hooks.route53 import Route53Hook
+    from bluegreen_provider.spec import DeploymentSpec
+    from bluegreen_provider.traffic_router import TrafficRouter
 
 PLAN_TASK_ID = "plan"
 
@@ -81,7 +83,13 @@ class StageMixin:
         )
 
     def service_state(self, plan: Plan) -> ServiceState:
-        return ServiceState(self.route53, plan.zone_id, plan.spec)
+        return ServiceState(self.route53, plan.zone_id, plan.spec, lambdas=self.lambdas)
+
+    def traffic_router(self, spec: DeploymentSpec, zone_id: str) -> TrafficRouter:
+        """The router the service config names, through this stage's connection and region."""
+        from bluegreen_provider.traffic_router import make_router
+
+        return make_router(spec, self.route53, zone_id, lambdas=self.lambdas)
 
     def candidate_serving(self, plan: Plan, slot: str | None = None) -> dict[str, str | None]:
         """Function -> version the slot's alias serves now (the candidate's by default)."""
@@ -111,13 +119,12 @@ class StageMixin:
         return owner_of(context["dag_run"].dag_id, context["dag_run"].run_id)
 
     def read_split(self, plan: Plan) -> dict[str, int]:
-        spec = plan.spec
-        return self.route53.get_split(
-            plan.zone_id,
-            spec.record_name,
-            spec.record_type,
-            [s.set_identifier for s in spec.slots.values()],
-        )
+        """The split as the service's router reads it now (percent by set identifier)."""
+        return self.traffic_router(plan.spec, plan.zone_id).read_split()
+
+    def propagated(self, plan: Plan, change_id: str) -> bool:
+        """Whether a landed transition's traffic change reaches every client (Route53: INSYNC)."""
+        return self.traffic_router(plan.spec, plan.zone_id).propagated(change_id)
 
 
 class StageOperator(StageMixin, BaseOperator):

@@ -110,14 +110,14 @@ class PlanDeploymentOperator(StageOperator, SkipMixin):
     def execute(self, context: Context) -> dict[str, Any]:
         from bluegreen_provider.hooks.lambda_alias import LambdaReleaseError
         from bluegreen_provider.hooks.route53 import WeightedRecordError
+        from bluegreen_provider.traffic_router import TrafficError
 
         spec, dry_run = self._inputs(context)
         owner = self.run_owner(context)
-        sets = [s.set_identifier for s in spec.slots.values()]
         try:
             zone_id = self.route53.resolve_zone_id(spec.hosted_zone)
-            split = self.route53.get_split(zone_id, spec.record_name, spec.record_type, sets)
-        except WeightedRecordError as err:
+            split = self.traffic_router(spec, zone_id).read_split()
+        except (WeightedRecordError, TrafficError) as err:
             raise AirflowFailException(f"deployment refused: {err}") from err
         try:
             for release in spec.functions:
@@ -129,7 +129,7 @@ class PlanDeploymentOperator(StageOperator, SkipMixin):
         except LambdaReleaseError as err:
             raise AirflowFailException(f"deployment refused: {err}") from err
 
-        service = ServiceState(self.route53, zone_id, spec)
+        service = ServiceState(self.route53, zone_id, spec, lambdas=self.lambdas)
         # Decide without changing anything and check everything; only then take the service.
         current, live_versions, actions = self._decide(service, spec, split, aliases, owner)
         alarm_warnings: list[str] = []

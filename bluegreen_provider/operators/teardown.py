@@ -127,7 +127,7 @@ class TeardownBlueOperator(StageOperator):
         except TransitionRefused as err:
             raise AirflowFailException(f"POST-PROMOTION BREACH ({cause}); ROLLBACK NOT DONE: {err}") from err
         result = {"action": "rolled_back", "cause": cause, **outcome_summary(outcome)}
-        if self.route53.get_change_status(outcome.change_id) != "INSYNC":
+        if not self.propagated(plan, outcome.change_id):
             self.defer(
                 trigger=Route53ChangeTrigger(
                     change_id=outcome.change_id,

@@ -95,7 +95,7 @@ class ShiftWeightOperator(StageOperator):
         times = {"submitted_at": submitted_at.isoformat(), "change_id": outcome.change_id}
         # Also in XCom: the resumed task reads it even where a deferral's kwargs are not kept.
         context["ti"].xcom_push(key="change", value=times)
-        if self.route53.get_change_status(outcome.change_id) != "INSYNC":
+        if not self.propagated(plan, outcome.change_id):
             self.log.info(
                 "Submitted %s as change %s; watching the candidate on the triggerer until INSYNC",
                 plan.describe_split(outcome.state.split),
