@@ -9,7 +9,7 @@ Every transition is one Route53 change batch that DELETEs the state record and, 
 router, both weighted sets with their exact current values and CREATEs their successors: the
 weights and, only while every weight is > 0, each set's health check (so Route53 can never fail
 over to a weight-0 set). How traffic moves is the service's router's business
-(:mod:`bluegreen_provider.traffic_router`); a router whose split is not in the batch applies it
+(:mod:`bluegreen_provider.routers`); a router whose split is not in the batch applies it
 once the batch landed, and every read reconciles it to the declared split. Route53
 applies a batch all or nothing and rejects a DELETE whose values do not match, so a transition
 either lands on exactly the state and split it decided on, or changes nothing; the loser re-reads
@@ -31,13 +31,13 @@ from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
 from bluegreen_provider.plan import PlanError
-from bluegreen_provider.traffic_router import Traffic
+from bluegreen_provider.routers import Traffic
 
 if TYPE_CHECKING:
     from bluegreen_provider.hooks.lambda_alias import LambdaAliasHook
     from bluegreen_provider.hooks.route53 import Route53Hook
+    from bluegreen_provider.routers import Applied, TrafficRouter
     from bluegreen_provider.spec import DeploymentSpec
-    from bluegreen_provider.traffic_router import Applied, TrafficRouter
 
 log = logging.getLogger(__name__)
 
@@ -209,7 +209,7 @@ class Snapshot:
 class ServiceState:
     """The state of one service's record: read it, and change it by compare-and-swap.
 
-    :param router: how traffic moves (:mod:`bluegreen_provider.traffic_router`); by default the one
+    :param router: how traffic moves (:mod:`bluegreen_provider.routers`); by default the one
         the spec names, reaching Lambda through ``lambdas`` (or the Route53 hook's connection).
     """
 
@@ -222,7 +222,7 @@ class ServiceState:
         router: TrafficRouter | None = None,
         lambdas: LambdaAliasHook | None = None,
     ) -> None:
-        from bluegreen_provider.traffic_router import make_router
+        from bluegreen_provider.routers import make_router
 
         self.route53 = route53
         self.zone_id = zone_id

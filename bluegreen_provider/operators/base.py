@@ -20,8 +20,8 @@ if TYPE_CHECKING:
     from bluegreen_provider.hooks.cloudwatch import CloudWatchMetricsHook
     from bluegreen_provider.hooks.lambda_alias import LambdaAliasHook
     from bluegreen_provider.hooks.route53 import Route53Hook
+    from bluegreen_provider.routers import TrafficRouter
     from bluegreen_provider.spec import DeploymentSpec
-    from bluegreen_provider.traffic_router import TrafficRouter
 
 PLAN_TASK_ID = "plan"
 
@@ -87,7 +87,7 @@ class StageMixin:
 
     def traffic_router(self, spec: DeploymentSpec, zone_id: str) -> TrafficRouter:
         """The router the service config names, through this stage's connection and region."""
-        from bluegreen_provider.traffic_router import make_router
+        from bluegreen_provider.routers import make_router
 
         return make_router(spec, self.route53, zone_id, lambdas=self.lambdas)
 

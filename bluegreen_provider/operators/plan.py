@@ -110,7 +110,7 @@ class PlanDeploymentOperator(StageOperator, SkipMixin):
     def execute(self, context: Context) -> dict[str, Any]:
         from bluegreen_provider.hooks.lambda_alias import LambdaReleaseError
         from bluegreen_provider.hooks.route53 import WeightedRecordError
-        from bluegreen_provider.traffic_router import TrafficError
+        from bluegreen_provider.routers import TrafficError
 
         spec, dry_run = self._inputs(context)
         owner = self.run_owner(context)

@@ -1,4 +1,4 @@
-"""How traffic moves between a service's two slots: one small interface, one implementation per mechanism.
+"""The traffic router interface: how traffic moves between a service's two slots, one implementation per mechanism.
 
 The deployment logic (which step, what the metrics say, who owns the service) lives in
 :mod:`bluegreen_provider.state` and never knows which router runs. A router only answers four
@@ -7,13 +7,13 @@ changes join a transition's compare-and-swap batch (:meth:`TrafficRouter.changes
 once that batch landed (:meth:`TrafficRouter.apply`), and whether a change has propagated
 (:meth:`TrafficRouter.propagated`). A router instance serves one service in one region.
 
-- :class:`Route53WeightedRouter` (``router: "route53"``, the default): the two weighted sets of the
-  service's record carry the split. Their DELETE/CREATE join the state record's in one change batch,
-  so state and traffic change together or not at all; DNS answers follow once the change is INSYNC,
-  and clients keep a cached answer for the record's TTL.
-- :class:`~bluegreen_provider.alias_router.LambdaAliasRouter` (``router: "lambda_alias"``): one live
-  alias per function whose ``RoutingConfig`` sends the candidate's share to its version, picked per
-  invocation. See that module for why applying it after the state transition is safe.
+- :class:`~bluegreen_provider.routers.route53.Route53WeightedRouter` (``router: "route53"``, the
+  default): the two weighted sets of the service's record carry the split. Their DELETE/CREATE
+  join the state record's in one change batch, so state and traffic change together or not at
+  all; DNS answers follow once the change is INSYNC, and clients keep a cached answer for the TTL.
+- :class:`~bluegreen_provider.routers.lambda_alias.LambdaAliasRouter` (``router: "lambda_alias"``):
+  one live alias per function whose ``RoutingConfig`` sends the candidate's share to its version,
+  picked per invocation. See that module for why applying it after the state transition is safe.
 
 Every router reports the split the same way: percent per set identifier (``{"blue": 90, "green":
 10}``), so plans, soaks, evidence and the UI read one shape whichever router runs.
@@ -21,21 +21,19 @@ Every router reports the split the same way: percent per set identifier (``{"blu
 
 from __future__ import annotations
 
-import copy
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from bluegreen_provider.plan import PlanError
+from bluegreen_provider.spec import ROUTERS
 
 if TYPE_CHECKING:
     from bluegreen_provider.hooks.lambda_alias import LambdaAliasHook
     from bluegreen_provider.hooks.route53 import Route53Hook
     from bluegreen_provider.spec import DeploymentSpec
     from bluegreen_provider.state import DeploymentState
-
-ROUTERS = ("route53", "lambda_alias")
 
 RecordKey = tuple[str, str]
 Change = tuple[str, dict]
@@ -139,54 +137,6 @@ def describe(spec: DeploymentSpec, split: Mapping[str, int]) -> str:
     return " / ".join(f"{names.get(k, k)} {v}" for k, v in sorted(split.items()))
 
 
-class Route53WeightedRouter(TrafficRouter):
-    """The split is the weights of the record's two weighted sets, changed in the state's own batch.
-
-    A change reaches resolvers over up to a minute (INSYNC), and clients keep a cached answer for
-    the record's TTL: a drained slot serves until the last cache expires.
-    """
-
-    kind = "route53"
-    source = "Route53"
-
-    def listed_records(self) -> list[RecordKey]:
-        return [(self.spec.record_name, self.spec.record_type)]
-
-    def observe(self, listed: Mapping[RecordKey, list[dict]], state: DeploymentState | None) -> Traffic:
-        spec = self.spec
-        sets = {r["SetIdentifier"]: r for r in listed[(spec.record_name, spec.record_type)] if "Weight" in r}
-        missing = [s for s in self.set_ids if s not in sets]
-        if missing:
-            from bluegreen_provider.state import StateError
-
-            raise StateError(
-                f"weighted set(s) {missing} of {spec.record_name} not found in zone {self.zone_id}; "
-                f"existing sets: {sorted(sets)}"
-            )
-        records = {s: sets[s] for s in self.set_ids}
-        return Traffic(split={s: int(r["Weight"]) for s, r in records.items()}, records=records)
-
-    def changes(self, traffic: Traffic, nxt: DeploymentState, health_checks: Mapping[str, str]) -> list[Change]:
-        changes: list[Change] = []
-        for set_id in self.set_ids:
-            current = traffic.records[set_id]
-            successor = copy.deepcopy(current)
-            successor["Weight"] = nxt.split[set_id]
-            successor.pop("HealthCheckId", None)
-            if set_id in health_checks:
-                successor["HealthCheckId"] = health_checks[set_id]
-            changes.append(("DELETE", current))
-            changes.append(("CREATE", successor))
-        return changes
-
-    def read_split(self) -> dict[str, int]:
-        spec = self.spec
-        return self.route53.get_split(self.zone_id, spec.record_name, spec.record_type, self.set_ids)
-
-    def propagated(self, change_id: str) -> bool:
-        return self.route53.get_change_status(change_id) == "INSYNC"
-
-
 def make_router(
     spec: DeploymentSpec, route53: Route53Hook, zone_id: str, *, lambdas: LambdaAliasHook | None = None
 ) -> TrafficRouter:
@@ -194,11 +144,13 @@ def make_router(
 
     Without ``lambdas`` the alias router talks to Lambda through the Route53 hook's connection and region.
     """
-    kind = getattr(spec, "router", "route53")
+    kind = spec.router
     if kind == "route53":
+        from bluegreen_provider.routers.route53 import Route53WeightedRouter
+
         return Route53WeightedRouter(spec, route53, zone_id)
     if kind == "lambda_alias":
-        from bluegreen_provider.alias_router import LambdaAliasRouter
+        from bluegreen_provider.routers.lambda_alias import LambdaAliasRouter
 
         if lambdas is None:
             from bluegreen_provider.hooks.lambda_alias import LambdaAliasHook
