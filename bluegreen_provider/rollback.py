@@ -264,7 +264,7 @@ def live_slot_health(
     start = now - timedelta(seconds=rules.window_seconds)
     try:
         rate = cloudwatch.error_rate(
-            slot_query(plan, live).query,
+            slot_query(plan, live, state.versions.get(live)).query,
             start=start,
             end=now,
             period_seconds=rules.period_seconds,

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from bluegreen_provider.hooks.lambda_alias import LambdaAliasHook
     from bluegreen_provider.hooks.route53 import Route53Hook
     from bluegreen_provider.routers import TrafficRouter
+    from bluegreen_provider.soak import WatchedSlot
     from bluegreen_provider.spec import DeploymentSpec
 
 PLAN_TASK_ID = "plan"
@@ -99,6 +100,13 @@ class StageMixin:
             target = self.lambdas.get_alias(release.name, alias)
             serving[release.name] = target.version if target else None
         return serving
+
+    def watched(self, plan: Plan, slot: str) -> WatchedSlot:
+        """The metrics of ``slot``; under the alias router, of the versions its slot alias serves now."""
+        from bluegreen_provider.soak import slot_query
+
+        versions = self.candidate_serving(plan, slot) if plan.spec.router == "lambda_alias" else None
+        return slot_query(plan, slot, versions)
 
     def stopped_by_hand(self, context: Context, plan: Plan) -> str | None:
         """Why this run must stop, if a person rolled it back by hand (``bluegreen rollback``); else None.

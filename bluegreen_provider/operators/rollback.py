@@ -108,12 +108,13 @@ class RollbackOperator(StageOperator):
 
     def _verify(self, context: Context, plan: Plan, result: dict[str, Any], failed: list[str]) -> dict[str, Any]:
         """The split read back must be what the state record declares; say what happened."""
-        snap = self.service_state(plan).read()
+        svc = self.service_state(plan)
+        snap = svc.read()
         state = snap.state
         if state is not None and state.owner == self.run_owner(context) and snap.split != state.split:
             raise AirflowFailException(
-                f"ROLLBACK NOT CONFIRMED: Route53 reads {describe_split(plan.spec, snap.split)} but the state "
-                f"declares {describe_split(plan.spec, state.split)}; someone is changing {plan.spec.record_name}"
+                f"ROLLBACK NOT CONFIRMED: {svc.router.source} reads {describe_split(plan.spec, snap.split)} but the "
+                f"state declares {describe_split(plan.spec, state.split)}; someone is changing {plan.spec.record_name}"
             )
         result["split_now"] = snap.split
         health = report_live_health(self.route53, self.cloudwatch, plan, self.run_owner(context))

@@ -13,7 +13,7 @@ from bluegreen_provider.notifications import notify
 from bluegreen_provider.operators.base import StageOperator
 from bluegreen_provider.plan import Plan
 from bluegreen_provider.rollback import outcome_summary, post_promotion_rollback, rollback_hint
-from bluegreen_provider.soak import Soak, SoakRules, slot_query
+from bluegreen_provider.soak import Soak, SoakRules
 from bluegreen_provider.state import NothingToDo, Phase, TransitionRefused, retire
 from bluegreen_provider.triggers.error_rate import ErrorRateTrigger
 from bluegreen_provider.triggers.route53 import Route53ChangeTrigger
@@ -88,7 +88,7 @@ class TeardownBlueOperator(StageOperator):
         start = min(datetime.fromisoformat(since), now) if since else now
         return Soak(
             stage_pct=100,
-            candidate=slot_query(plan, live),
+            candidate=self.watched(plan, live),
             baseline=None,
             rules=SoakRules.from_plan(plan),
             watch_from=start,
