@@ -361,6 +361,9 @@ class PlanDeploymentOperator(StageOperator, SkipMixin):
         )
         if spec.approval_mode == "auto":
             ask = "approve at once if every soak was clean and the candidate no worse than live, else " + ask
+        from bluegreen_provider.routers import change_phrase
+
+        how = change_phrase(spec)
         for step in spec.steps:
             weights = plan.describe_split(plan.weights_for(step.weight))
             if step.weight == 100:
@@ -370,7 +373,7 @@ class PlanDeploymentOperator(StageOperator, SkipMixin):
                         "change": ask,
                     }
                 )
-                changes.append({"stage": "shift_100", "change": f"set Route53 weights {weights}; record the promotion"})
+                changes.append({"stage": "shift_100", "change": f"{how} {weights}; record the promotion"})
                 changes.append(
                     {
                         "stage": "shift_100",
@@ -379,7 +382,7 @@ class PlanDeploymentOperator(StageOperator, SkipMixin):
                     }
                 )
             else:
-                changes.append({"stage": f"shift_{step.weight}", "change": f"set Route53 weights {weights}"})
+                changes.append({"stage": f"shift_{step.weight}", "change": f"{how} {weights}"})
                 changes.append({"stage": f"soak_{step.weight}", "change": f"watch {step.soak_seconds}s; {rule}"})
         changes.append(
             {

@@ -131,6 +131,13 @@ class TrafficRouter(ABC):
         return f"{self.source} reads {describe(self.spec, split)}, expected {describe(self.spec, expected)}"
 
 
+def change_phrase(spec: DeploymentSpec) -> str:
+    """How a dry run names a traffic change under the spec's router ("set Route53 weights ...")."""
+    if spec.router == "lambda_alias":
+        return f"route each function's {spec.live_alias} alias"
+    return "set Route53 weights"
+
+
 def describe(spec: DeploymentSpec, split: Mapping[str, int]) -> str:
     """A split as people read it: 'blue 90 / green 10'."""
     names = {s.set_identifier: s.name for s in spec.slots.values()}

@@ -6,7 +6,7 @@ import pytest
 
 from bluegreen_provider.hooks.lambda_alias import LambdaAliasHook
 from bluegreen_provider.hooks.route53 import Route53Hook
-from bluegreen_provider.routers import describe, make_router
+from bluegreen_provider.routers import change_phrase, describe, make_router
 from bluegreen_provider.routers.lambda_alias import LambdaAliasRouter
 from bluegreen_provider.routers.route53 import Route53WeightedRouter
 from bluegreen_provider.spec import DeploymentSpec, SpecError
@@ -62,3 +62,9 @@ def test_a_bad_router_config_is_one_clear_line(extra, problem):
 def test_describe_names_the_slots():
     spec = DeploymentSpec.from_dict(BASE)
     assert describe(spec, {"green": 10, "blue": 90}) == "blue 90 / green 10"
+
+
+def test_a_dry_run_names_the_change_the_router_makes():
+    assert change_phrase(DeploymentSpec.from_dict(BASE)) == "set Route53 weights"
+    aliased = DeploymentSpec.from_dict({**BASE, "router": "lambda_alias", "live_alias": "live"})
+    assert change_phrase(aliased) == "route each function's live alias"
