@@ -155,3 +155,12 @@ def test_a_shift_in_flight_when_the_rollback_lands_changes_nothing_and_says_why(
     with pytest.raises(TransitionRefused, match="was rolled back at"):
         shift(svc, RUN1, 50, previous_pct=10, serving=V2, started_at=started)
     assert {fn: a["weights"] for fn, a in world.aliases().items()} == {fn: {} for fn in FUNCTIONS}
+
+
+def test_verify_reads_the_live_aliases(world):
+    svc = planned(world)
+    shift(svc, RUN1, 10, previous_pct=0, serving=V2)
+    assert svc.router.verify({"blue": 90, "green": 10}) is None
+    assert svc.router.verify({"blue": 0, "green": 100}) == (
+        "Lambda alias production reads blue 90 / green 10, expected blue 0 / green 100"
+    )

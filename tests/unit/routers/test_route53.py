@@ -48,3 +48,12 @@ def test_a_missing_weighted_set_is_a_state_error(route53_world):
         router.observe(
             Route53Hook(aws_conn_id=None).get_record_sets(route53_world.zone_id, router.listed_records()), None
         )
+
+
+def test_verify_says_what_the_sets_read_when_they_are_not_the_split_expected(route53_world):
+    svc = planned(route53_world)
+    shift(svc, RUN1, 10, previous_pct=0, serving=V2)
+    assert svc.router.verify({"blue": 90, "green": 10}) is None
+    assert (
+        svc.router.verify({"blue": 50, "green": 50}) == "Route53 reads blue 90 / green 10, expected blue 50 / green 50"
+    )
