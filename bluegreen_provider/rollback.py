@@ -132,7 +132,7 @@ def post_promotion_rollback(
 
     :raises NothingToDo: this run's promotion is no longer the one retained; nothing changed.
     """
-    svc = ServiceState(route53, plan.zone_id, plan.spec)
+    svc = ServiceState(route53, plan.zone_id, plan.spec, lambdas=lambdas)
     outcome = guard_rollback(svc, owner, reason, retained_serving=slot_serving(lambdas, plan.spec))
     log.error(
         "POST-PROMOTION ROLLBACK of %s: %s -> %s; %s is live again (%s)",
@@ -159,7 +159,8 @@ def emergency_rollback(
     :raises NothingToDo: nothing safe to roll back to; the message says why.
     """
     zone_id = zone_id or route53.resolve_zone_id(spec.hosted_zone)
-    outcome = abort(ServiceState(route53, zone_id, spec), by, reason, retained_serving=slot_serving(lambdas, spec))
+    svc = ServiceState(route53, zone_id, spec, lambdas=lambdas)
+    outcome = abort(svc, by, reason, retained_serving=slot_serving(lambdas, spec))
     log.warning(
         "EMERGENCY ROLLBACK of %s by %s: %s -> %s; %s is live (generation %d)",
         spec.service,
@@ -263,7 +264,7 @@ def live_slot_health(
     start = now - timedelta(seconds=rules.window_seconds)
     try:
         rate = cloudwatch.error_rate(
-            slot_query(plan, live).query,
+            slot_query(plan, live, state.versions.get(live)).query,
             start=start,
             end=now,
             period_seconds=rules.period_seconds,

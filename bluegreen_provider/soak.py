@@ -189,11 +189,24 @@ class WatchedSlot:
         return cls(slot=data["slot"], query=ErrorRateQuery.from_dict(data["query"]))
 
 
-def slot_query(plan: Plan, slot: str) -> WatchedSlot:
-    """The metrics of one slot of this service (Lambda aliases, or the slot's API Gateway API)."""
+def slot_query(plan: Plan, slot: str, versions: Mapping[str, str | None] | None = None) -> WatchedSlot:
+    """The metrics of one slot of this service (Lambda aliases, or the slot's API Gateway API).
+
+    Under the ``lambda_alias`` router every request invokes the one live alias, so a slot is the
+    version its slot alias serves: ``versions`` (function -> version) selects Lambda's
+    ``ExecutedVersion`` metrics of the live alias, and the canary is judged on its own requests only.
+    """
     from bluegreen_provider.hooks.cloudwatch import ErrorRateQuery
 
     spec = plan.spec
+    if spec.router == "lambda_alias":
+        known = {fn: v for fn, v in (versions or {}).items() if v}
+        missing = [f.name for f in spec.functions if f.name not in known]
+        if missing:
+            from bluegreen_provider.plan import PlanError
+
+            raise PlanError(f"slot {slot} serves no version of {missing}: nothing to watch under router lambda_alias")
+        return WatchedSlot(slot, ErrorRateQuery.lambda_versions(known, spec.live_alias))
     if spec.metrics_source == "apigateway":
         return WatchedSlot(slot, ErrorRateQuery.api_gateway(spec.slots[slot].api_name))
     return WatchedSlot(slot, ErrorRateQuery.lambda_aliases([f.name for f in spec.functions], spec.slots[slot].alias))

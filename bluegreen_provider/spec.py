@@ -37,6 +37,7 @@ NOTIFICATION_EVENTS = (
 # The story's target for a whole deployment; past it, "overdue" goes out (Airflow's Deadline Alerts).
 DEFAULT_OVERDUE_SECONDS = 30 * 60
 _FUNCTION_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+ROUTERS = ("route53", "lambda_alias")  # the traffic routers a service config may name
 _ALIAS_NAME = re.compile(r"^(?!^[0-9]+$)[A-Za-z0-9_-]{1,128}$")
 _SERVICE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 _DNS_LABEL = re.compile(r"[A-Za-z0-9_*\\-]{1,63}")
@@ -456,6 +457,11 @@ class DeploymentSpec:
     min_requests: int = 20
     poll_interval_seconds: float = 30.0
     metrics_source: str = "lambda"
+    # How traffic moves: "route53" (the record's weighted sets) or "lambda_alias" (one live alias per
+    # function, weighted per invocation; see bluegreen_provider/routers).
+    router: str = "route53"
+    # The alias every request invokes under the lambda_alias router; its routing carries the split.
+    live_alias: str = "production"
     metrics_period_seconds: int = 60
     # CloudWatch delivers Lambda datapoints 1-3 minutes late: a verdict waits period + lag.
     metrics_lag_seconds: int = 120
@@ -672,6 +678,7 @@ class DeploymentSpec:
             p += _seconds_problem(name, getattr(self, name), zero_ok=True)
         if self.metrics_source not in ("lambda", "apigateway"):
             p.append(f"metrics_source must be 'lambda' or 'apigateway', got {self.metrics_source!r}")
+        p += self._router_problems()
         if self.metrics_source == "apigateway":
             missing = [s.name for s in self.slots.values() if not s.api_name]
             if missing:
@@ -741,6 +748,23 @@ class DeploymentSpec:
                     p.append(
                         f"alarms: alarm names must be 1..255 characters without control characters, got {_show(alarm)}"
                     )
+        return p
+
+    def _router_problems(self) -> list[str]:
+        if self.router not in ROUTERS:
+            return [f"router must be one of {', '.join(repr(r) for r in ROUTERS)}, got {_show(self.router)}"]
+        if self.router != "lambda_alias":
+            return []
+        p = []
+        if not isinstance(self.live_alias, str) or not _ALIAS_NAME.fullmatch(self.live_alias):
+            p.append(f"live_alias: invalid Lambda alias name {_show(self.live_alias)}")
+        elif self.live_alias in [s.alias for s in self.slots.values()]:
+            p.append(f"live_alias {self.live_alias!r} must differ from the slots' aliases (they pin each release)")
+        if self.metrics_source != "lambda":
+            p.append(
+                f"router 'lambda_alias' judges each version on Lambda's ExecutedVersion metrics; metrics_source "
+                f"must be 'lambda', got {_show(self.metrics_source)}"
+            )
         return p
 
     @staticmethod

@@ -5,9 +5,12 @@ run owns the service, a generation number, the phase, the declared split, which 
 which is the candidate, what each slot must serve, the retained release with its deadline, and
 each slot's Route53 health check.
 
-Every transition is one Route53 change batch that DELETEs the state record and both weighted sets
-with their exact current values and CREATEs their successors: the weights and, only while every
-weight is > 0, each set's health check (so Route53 can never fail over to a weight-0 set). Route53
+Every transition is one Route53 change batch that DELETEs the state record and, with the Route53
+router, both weighted sets with their exact current values and CREATEs their successors: the
+weights and, only while every weight is > 0, each set's health check (so Route53 can never fail
+over to a weight-0 set). How traffic moves is the service's router's business
+(:mod:`bluegreen_provider.routers`); a router whose split is not in the batch applies it
+once the batch landed, and every read reconciles it to the declared split. Route53
 applies a batch all or nothing and rejects a DELETE whose values do not match, so a transition
 either lands on exactly the state and split it decided on, or changes nothing; the loser re-reads
 and decides again. A rollback decides "roll back" from any split its run owns, so it always wins
@@ -19,7 +22,6 @@ UI call them and nothing else changes traffic.
 
 from __future__ import annotations
 
-import copy
 import json
 import logging
 from collections.abc import Callable, Mapping
@@ -29,9 +31,12 @@ from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
 from bluegreen_provider.plan import PlanError
+from bluegreen_provider.routers import Traffic
 
 if TYPE_CHECKING:
+    from bluegreen_provider.hooks.lambda_alias import LambdaAliasHook
     from bluegreen_provider.hooks.route53 import Route53Hook
+    from bluegreen_provider.routers import Applied, TrafficRouter
     from bluegreen_provider.spec import DeploymentSpec
 
 log = logging.getLogger(__name__)
@@ -183,47 +188,69 @@ def state_record_name(spec: DeploymentSpec) -> str:
 
 @dataclass(frozen=True)
 class Snapshot:
-    """What Route53 holds now: the state (None before the first deployment) and the weighted sets."""
+    """What AWS holds now: the state (None before the first deployment) and the traffic.
+
+    ``sets`` are the Route53 weighted sets when the router keeps the split there (empty otherwise);
+    ``traffic`` is what the router read (None: the sets' weights are the split).
+    """
 
     state: DeploymentState | None
     state_record: dict[str, Any] | None
     sets: dict[str, dict[str, Any]]
+    traffic: Traffic | None = None
 
     @property
     def split(self) -> dict[str, int]:
+        if self.traffic is not None:
+            return dict(self.traffic.split)
         return {s: int(r["Weight"]) for s, r in self.sets.items()}
 
 
 class ServiceState:
-    """The state of one service's record: read it, and change it by compare-and-swap."""
+    """The state of one service's record: read it, and change it by compare-and-swap.
 
-    def __init__(self, route53: Route53Hook, zone_id: str, spec: DeploymentSpec) -> None:
+    :param router: how traffic moves (:mod:`bluegreen_provider.routers`); by default the one
+        the spec names, reaching Lambda through ``lambdas`` (or the Route53 hook's connection).
+    """
+
+    def __init__(
+        self,
+        route53: Route53Hook,
+        zone_id: str,
+        spec: DeploymentSpec,
+        *,
+        router: TrafficRouter | None = None,
+        lambdas: LambdaAliasHook | None = None,
+    ) -> None:
+        from bluegreen_provider.routers import make_router
+
         self.route53 = route53
         self.zone_id = zone_id
         self.spec = spec
         self.name = state_record_name(spec)
+        self.router = router or make_router(spec, route53, zone_id, lambdas=lambdas)
 
     @property
     def set_ids(self) -> list[str]:
         return [s.set_identifier for s in self.spec.slots.values()]
 
     def read(self) -> Snapshot:
-        """One listing of the weighted sets and the state record."""
-        spec = self.spec
-        found = self.route53.get_record_sets(self.zone_id, [(spec.record_name, spec.record_type), (self.name, "TXT")])
-        sets = {r["SetIdentifier"]: r for r in found[(spec.record_name, spec.record_type)] if "Weight" in r}
-        missing = [s for s in self.set_ids if s not in sets]
-        if missing:
-            raise StateError(
-                f"weighted set(s) {missing} of {spec.record_name} not found in zone {self.zone_id}; "
-                f"existing sets: {sorted(sets)}"
-            )
+        """One listing of the state record (and the router's records), then the traffic as the router reads it.
+
+        A router whose traffic is applied after the state transition brings it to the declared split
+        here, if a landed transition was not applied yet (:meth:`TrafficRouter.reconcile`).
+        """
+        keys = [*self.router.listed_records(), (self.name, "TXT")]
+        found = self.route53.get_record_sets(self.zone_id, keys)
         records = found[(self.name, "TXT")]
-        if not records:
-            return Snapshot(None, None, {s: sets[s] for s in self.set_ids})
-        record = records[0]
-        text = decode_txt(" ".join(v["Value"] for v in record.get("ResourceRecords", [])))
-        return Snapshot(DeploymentState.from_json(text), record, {s: sets[s] for s in self.set_ids})
+        state: DeploymentState | None = None
+        record = None
+        if records:
+            record = records[0]
+            text = decode_txt(" ".join(v["Value"] for v in record.get("ResourceRecords", [])))
+            state = DeploymentState.from_json(text)
+        traffic = self.router.reconcile(state, self.router.observe(found, state))
+        return Snapshot(state, record, dict(traffic.records), traffic)
 
     def state(self) -> DeploymentState | None:
         return self.read().state
@@ -281,6 +308,7 @@ class ServiceState:
                     snap = None if _holds(after, nxt) else after
                     continue
                 change_id = landed
+            applied = self._apply(nxt, what)
             log.info(
                 "%s: %s generation %d, %s, %s (change %s)",
                 what,
@@ -290,11 +318,27 @@ class ServiceState:
                 self.describe(nxt.split),
                 change_id,
             )
-            return Outcome(state=nxt, before=snap, change_id=change_id)
+            return Outcome(state=nxt, before=snap, change_id=change_id, applied=applied)
         raise TransitionRefused(
             f"{what}: Route53 kept rejecting the change after {attempts} attempts ({last_conflict}); "
             f"someone else keeps changing {self.spec.record_name}"
         )
+
+    def _apply(self, nxt: DeploymentState, what: str) -> Applied | None:
+        """After the swap landed: the router applies the traffic it does not keep in the batch.
+
+        A failure here leaves the state declared and the traffic behind it; the next read (any stage,
+        the callback, the CLI, the UI) reconciles it, so it is logged and the transition stands.
+        """
+        try:
+            return self.router.apply(nxt)
+        except Exception:
+            log.exception(
+                "%s landed as generation %d but its traffic was not applied yet; the next read applies it",
+                what,
+                nxt.generation,
+            )
+            return None
 
     def _confirm_landed(self, snap: Snapshot, nxt: DeploymentState, what: str) -> str | None:
         """If Route53 holds exactly ``nxt`` (its batch landed, the answer was lost), a change id to wait for.
@@ -339,16 +383,8 @@ class ServiceState:
                 },
             )
         )
-        checks = self.attached_health_checks(nxt)
-        for set_id in self.set_ids:
-            current = snap.sets[set_id]
-            successor = copy.deepcopy(current)
-            successor["Weight"] = nxt.split[set_id]
-            successor.pop("HealthCheckId", None)
-            if set_id in checks:
-                successor["HealthCheckId"] = checks[set_id]
-            changes.append(("DELETE", current))
-            changes.append(("CREATE", successor))
+        traffic = snap.traffic if snap.traffic is not None else Traffic(snap.split, dict(snap.sets))
+        changes += self.router.changes(traffic, nxt, self.attached_health_checks(nxt))
         return changes
 
     def attached_health_checks(self, state: DeploymentState) -> dict[str, str]:
@@ -376,6 +412,8 @@ class Outcome:
     state: DeploymentState
     before: Snapshot
     change_id: str
+    # What the router did after the swap (a router whose split is not in the batch); None otherwise.
+    applied: Applied | None = None
 
     @property
     def split_changed(self) -> bool:
@@ -406,7 +444,8 @@ def _require_declared(svc: ServiceState, snap: Snapshot) -> DeploymentState:
         )
     if snap.split != state.split:
         raise StateError(
-            f"Route53 reads {svc.describe(snap.split)} but the deployment state (generation {state.generation}) "
+            f"{svc.router.source} reads {svc.describe(snap.split)} but the deployment state "
+            f"(generation {state.generation}) "
             f"declares {svc.describe(state.split)}: the record was changed outside bluegreen. Put the weights "
             f"back by hand to the declared split, or roll back with 'bluegreen rollback'"
         )

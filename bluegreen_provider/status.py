@@ -67,12 +67,11 @@ def service_status(spec: DeploymentSpec, *, aws_conn_id: str | None = "aws_defau
     route53 = Route53Hook(aws_conn_id=aws_conn_id)
     lambdas = LambdaAliasHook(aws_conn_id=aws_conn_id)
     zone_id = route53.resolve_zone_id(spec.hosted_zone)
-    by_set = route53.get_split(
-        zone_id, spec.record_name, spec.record_type, [s.set_identifier for s in spec.slots.values()]
-    )
+    svc = ServiceState(route53, zone_id, spec, lambdas=lambdas)
+    by_set = svc.router.read_split()
     split = {name: by_set[slot.set_identifier] for name, slot in spec.slots.items()}
     positive = [name for name, weight in split.items() if weight > 0]
-    state = ServiceState(route53, zone_id, spec).state()
+    state = svc.state()
     lock = (
         {"owner": state.owner, "since": state.updated_at, "live": state.live, "phase": str(state.phase)}
         if state is not None and state.active

@@ -60,6 +60,25 @@ class ErrorRateQuery:
         )
 
     @classmethod
+    def lambda_versions(cls, versions: Mapping[str, str], alias: str) -> ErrorRateQuery:
+        """Invocations/Errors of the given version of each function, invoked through ``alias`` (weighted routing).
+
+        Lambda publishes alias invocations per executed version too (``ExecutedVersion`` with
+        ``FunctionName`` and ``Resource = fn:alias``): with one alias routing between two versions,
+        this counts only the requests one version served.
+        """
+        if not isinstance(versions, Mapping) or not versions:
+            raise MetricQueryError(f"versions must be a non-empty mapping of function -> version, got {versions!r}")
+        return cls(
+            namespace="AWS/Lambda",
+            requests_metric="Invocations",
+            errors_metric="Errors",
+            dimension_sets=tuple(
+                {"FunctionName": f, "Resource": f"{f}:{alias}", "ExecutedVersion": v} for f, v in versions.items()
+            ),
+        )
+
+    @classmethod
     def api_gateway(cls, api_name: str, stage: str | None = None) -> ErrorRateQuery:
         """Count/5XXError of a REST API (optionally one stage); 4XX are client errors, not ours."""
         dims = {"ApiName": api_name} if stage is None else {"ApiName": api_name, "Stage": stage}

@@ -42,6 +42,25 @@ class AliasTarget:
     description: str
 
 
+class AliasConflict(RuntimeError):
+    """Lambda refused an ``UpdateAlias`` whose ``RevisionId`` is no longer the alias's: someone changed it first.
+
+    The alias's compare-and-swap "lost the race" answer; nothing was changed.
+    """
+
+
+@dataclass(frozen=True)
+class AliasRouting:
+    """An alias's primary version, its weighted extra versions (``RoutingConfig``) and its revision."""
+
+    function_name: str
+    alias: str
+    version: str
+    weights: dict[str, float]
+    revision_id: str
+    description: str
+
+
 @dataclass(frozen=True)
 class PrewarmResult:
     """Outcome of a prewarm burst; ``errors`` counts FunctionError, non-2xx and API failures."""
@@ -335,6 +354,85 @@ class LambdaAliasHook(StandardRetriesMixin, LambdaHook):
                 )
                 self.log.info("Moved alias %s:%s %s -> %s", function_name, alias, current["FunctionVersion"], version)
         return AliasTarget(function_name, alias, version, target.code_sha256, description)
+
+    def get_alias_routing(self, function_name: str, alias: str) -> AliasRouting | None:
+        """
+        Read an alias's routing: its version, ``AdditionalVersionWeights`` and ``RevisionId``; None if absent.
+
+        :param function_name: function name (must exist).
+        :param alias: alias name, e.g. ``"production"``.
+        """
+        try:
+            raw = self.conn.get_alias(FunctionName=function_name, Name=alias)
+        except ClientError as err:
+            if not _not_found(err):
+                raise
+            self.require_function(function_name)
+            return None
+        weights = (raw.get("RoutingConfig") or {}).get("AdditionalVersionWeights") or {}
+        return AliasRouting(
+            function_name,
+            alias,
+            raw["FunctionVersion"],
+            {str(v): float(w) for v, w in weights.items()},
+            raw.get("RevisionId", ""),
+            raw.get("Description", ""),
+        )
+
+    def route_alias(
+        self,
+        current: AliasRouting,
+        *,
+        version: str,
+        weights: Mapping[str, float],
+        description: str,
+    ) -> AliasRouting:
+        """
+        Point an alias at ``version`` sending ``weights`` to other versions, only if it is still ``current``.
+
+        A compare-and-swap on the alias: ``RevisionId`` makes Lambda refuse the update when anyone
+        changed the alias since ``current`` was read.
+
+        .. seealso::
+            - :external+boto3:py:meth:`Lambda.Client.update_alias`
+
+        :param current: the alias as read by :meth:`get_alias_routing`.
+        :param version: the primary version (numbered, not ``$LATEST``).
+        :param weights: at most one other numbered version -> its share in 0..1 (empty clears routing).
+        :param description: the alias description (at most 256 characters).
+        :raises AliasConflict: the alias changed since ``current`` was read; nothing was changed.
+        """
+        if not version.isdigit() or len(weights) > 1 or any(not v.isdigit() or v == version for v in weights):
+            raise LambdaReleaseError(
+                f"alias routing needs a numbered version and at most one other numbered version, got "
+                f"{version!r} with {dict(weights)}"
+            )
+        if any(not 0.0 <= w <= 1.0 for w in weights.values()):
+            raise LambdaReleaseError(f"alias routing weights must be in 0..1, got {dict(weights)}")
+        try:
+            raw = self.conn.update_alias(
+                FunctionName=current.function_name,
+                Name=current.alias,
+                FunctionVersion=version,
+                Description=description[:256],
+                RoutingConfig={"AdditionalVersionWeights": dict(weights)},
+                RevisionId=current.revision_id,
+            )
+        except ClientError as err:
+            if err.response.get("Error", {}).get("Code") == "PreconditionFailedException":
+                raise AliasConflict(
+                    f"alias {current.function_name}:{current.alias} changed since revision {current.revision_id}"
+                ) from err
+            raise
+        routed = (raw.get("RoutingConfig") or {}).get("AdditionalVersionWeights") or {}
+        return AliasRouting(
+            current.function_name,
+            current.alias,
+            raw["FunctionVersion"],
+            {str(v): float(w) for v, w in routed.items()},
+            raw.get("RevisionId", ""),
+            raw.get("Description", ""),
+        )
 
     def prune_versions(self, function_name: str, *, keep_latest: int, protect: Collection[str] = ()) -> list[str]:
         """

@@ -20,6 +20,9 @@ if TYPE_CHECKING:
     from bluegreen_provider.hooks.cloudwatch import CloudWatchMetricsHook
     from bluegreen_provider.hooks.lambda_alias import LambdaAliasHook
     from bluegreen_provider.hooks.route53 import Route53Hook
+    from bluegreen_provider.routers import TrafficRouter
+    from bluegreen_provider.soak import WatchedSlot
+    from bluegreen_provider.spec import DeploymentSpec
 
 PLAN_TASK_ID = "plan"
 
@@ -81,7 +84,13 @@ class StageMixin:
         )
 
     def service_state(self, plan: Plan) -> ServiceState:
-        return ServiceState(self.route53, plan.zone_id, plan.spec)
+        return ServiceState(self.route53, plan.zone_id, plan.spec, lambdas=self.lambdas)
+
+    def traffic_router(self, spec: DeploymentSpec, zone_id: str) -> TrafficRouter:
+        """The router the service config names, through this stage's connection and region."""
+        from bluegreen_provider.routers import make_router
+
+        return make_router(spec, self.route53, zone_id, lambdas=self.lambdas)
 
     def candidate_serving(self, plan: Plan, slot: str | None = None) -> dict[str, str | None]:
         """Function -> version the slot's alias serves now (the candidate's by default)."""
@@ -91,6 +100,13 @@ class StageMixin:
             target = self.lambdas.get_alias(release.name, alias)
             serving[release.name] = target.version if target else None
         return serving
+
+    def watched(self, plan: Plan, slot: str) -> WatchedSlot:
+        """The metrics of ``slot``; under the alias router, of the versions its slot alias serves now."""
+        from bluegreen_provider.soak import slot_query
+
+        versions = self.candidate_serving(plan, slot) if plan.spec.router == "lambda_alias" else None
+        return slot_query(plan, slot, versions)
 
     def stopped_by_hand(self, context: Context, plan: Plan) -> str | None:
         """Why this run must stop, if a person rolled it back by hand (``bluegreen rollback``); else None.
@@ -111,13 +127,12 @@ class StageMixin:
         return owner_of(context["dag_run"].dag_id, context["dag_run"].run_id)
 
     def read_split(self, plan: Plan) -> dict[str, int]:
-        spec = plan.spec
-        return self.route53.get_split(
-            plan.zone_id,
-            spec.record_name,
-            spec.record_type,
-            [s.set_identifier for s in spec.slots.values()],
-        )
+        """The split as the service's router reads it now (percent by set identifier)."""
+        return self.traffic_router(plan.spec, plan.zone_id).read_split()
+
+    def propagated(self, plan: Plan, change_id: str) -> bool:
+        """Whether a landed transition's traffic change reaches every client (Route53: INSYNC)."""
+        return self.traffic_router(plan.spec, plan.zone_id).propagated(change_id)
 
 
 class StageOperator(StageMixin, BaseOperator):

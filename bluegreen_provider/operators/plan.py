@@ -110,14 +110,14 @@ class PlanDeploymentOperator(StageOperator, SkipMixin):
     def execute(self, context: Context) -> dict[str, Any]:
         from bluegreen_provider.hooks.lambda_alias import LambdaReleaseError
         from bluegreen_provider.hooks.route53 import WeightedRecordError
+        from bluegreen_provider.routers import TrafficError
 
         spec, dry_run = self._inputs(context)
         owner = self.run_owner(context)
-        sets = [s.set_identifier for s in spec.slots.values()]
         try:
             zone_id = self.route53.resolve_zone_id(spec.hosted_zone)
-            split = self.route53.get_split(zone_id, spec.record_name, spec.record_type, sets)
-        except WeightedRecordError as err:
+            split = self.traffic_router(spec, zone_id).read_split()
+        except (WeightedRecordError, TrafficError) as err:
             raise AirflowFailException(f"deployment refused: {err}") from err
         try:
             for release in spec.functions:
@@ -129,7 +129,7 @@ class PlanDeploymentOperator(StageOperator, SkipMixin):
         except LambdaReleaseError as err:
             raise AirflowFailException(f"deployment refused: {err}") from err
 
-        service = ServiceState(self.route53, zone_id, spec)
+        service = ServiceState(self.route53, zone_id, spec, lambdas=self.lambdas)
         # Decide without changing anything and check everything; only then take the service.
         current, live_versions, actions = self._decide(service, spec, split, aliases, owner)
         alarm_warnings: list[str] = []
@@ -361,6 +361,9 @@ class PlanDeploymentOperator(StageOperator, SkipMixin):
         )
         if spec.approval_mode == "auto":
             ask = "approve at once if every soak was clean and the candidate no worse than live, else " + ask
+        from bluegreen_provider.routers import change_phrase
+
+        how = change_phrase(spec)
         for step in spec.steps:
             weights = plan.describe_split(plan.weights_for(step.weight))
             if step.weight == 100:
@@ -370,7 +373,7 @@ class PlanDeploymentOperator(StageOperator, SkipMixin):
                         "change": ask,
                     }
                 )
-                changes.append({"stage": "shift_100", "change": f"set Route53 weights {weights}; record the promotion"})
+                changes.append({"stage": "shift_100", "change": f"{how} {weights}; record the promotion"})
                 changes.append(
                     {
                         "stage": "shift_100",
@@ -379,7 +382,7 @@ class PlanDeploymentOperator(StageOperator, SkipMixin):
                     }
                 )
             else:
-                changes.append({"stage": f"shift_{step.weight}", "change": f"set Route53 weights {weights}"})
+                changes.append({"stage": f"shift_{step.weight}", "change": f"{how} {weights}"})
                 changes.append({"stage": f"soak_{step.weight}", "change": f"watch {step.soak_seconds}s; {rule}"})
         changes.append(
             {

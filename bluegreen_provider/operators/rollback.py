@@ -80,7 +80,7 @@ class RollbackOperator(StageOperator):
             describe_split(plan.spec, outcome.state.split),
             reason,
         )
-        if self.route53.get_change_status(outcome.change_id) != "INSYNC":
+        if not self.propagated(plan, outcome.change_id):
             self.defer_until_insync(
                 outcome.change_id,
                 timeout_seconds=plan.spec.insync_timeout_seconds,
@@ -108,12 +108,13 @@ class RollbackOperator(StageOperator):
 
     def _verify(self, context: Context, plan: Plan, result: dict[str, Any], failed: list[str]) -> dict[str, Any]:
         """The split read back must be what the state record declares; say what happened."""
-        snap = self.service_state(plan).read()
+        svc = self.service_state(plan)
+        snap = svc.read()
         state = snap.state
         if state is not None and state.owner == self.run_owner(context) and snap.split != state.split:
             raise AirflowFailException(
-                f"ROLLBACK NOT CONFIRMED: Route53 reads {describe_split(plan.spec, snap.split)} but the state "
-                f"declares {describe_split(plan.spec, state.split)}; someone is changing {plan.spec.record_name}"
+                f"ROLLBACK NOT CONFIRMED: {svc.router.source} reads {describe_split(plan.spec, snap.split)} but the "
+                f"state declares {describe_split(plan.spec, state.split)}; someone is changing {plan.spec.record_name}"
             )
         result["split_now"] = snap.split
         health = report_live_health(self.route53, self.cloudwatch, plan, self.run_owner(context))
@@ -182,7 +183,8 @@ class ManualRollbackOperator(StageOperator):
         except TransitionRefused as err:
             raise AirflowFailException(str(err)) from err
         result = outcome_summary(outcome)
-        if self.route53.get_change_status(outcome.change_id) != "INSYNC":
+        zone_id = self.route53.resolve_zone_id(spec.hosted_zone)
+        if not self.traffic_router(spec, zone_id).propagated(outcome.change_id):
             self.defer_until_insync(
                 outcome.change_id,
                 timeout_seconds=spec.insync_timeout_seconds,
@@ -203,11 +205,11 @@ class ManualRollbackOperator(StageOperator):
                 f"confirm INSYNC: {(event or {}).get('message', 'no event')}. Press the rollback again to re-check."
             )
         zone_id = self.route53.resolve_zone_id(spec.hosted_zone)
-        sets = [s.set_identifier for s in spec.slots.values()]
-        split = self.route53.get_split(zone_id, spec.record_name, spec.record_type, sets)
+        router = self.traffic_router(spec, zone_id)
+        split = router.read_split()
         if split != result.get("split_after"):
             raise AirflowFailException(
-                f"rollback reached INSYNC but Route53 now reads {describe_split(spec, split)}, expected "
+                f"rollback reached INSYNC but {router.source} now reads {describe_split(spec, split)}, expected "
                 f"{describe_split(spec, result.get('split_after', {}))}; someone else changed it meanwhile"
             )
         result["insync"] = True

@@ -13,7 +13,7 @@ from bluegreen_provider.notifications import notify
 from bluegreen_provider.operators.base import StageOperator
 from bluegreen_provider.plan import Plan
 from bluegreen_provider.rollback import outcome_summary, post_promotion_rollback, rollback_hint
-from bluegreen_provider.soak import Soak, SoakRules, slot_query
+from bluegreen_provider.soak import Soak, SoakRules
 from bluegreen_provider.state import NothingToDo, Phase, TransitionRefused, retire
 from bluegreen_provider.triggers.error_rate import ErrorRateTrigger
 from bluegreen_provider.triggers.route53 import Route53ChangeTrigger
@@ -88,7 +88,7 @@ class TeardownBlueOperator(StageOperator):
         start = min(datetime.fromisoformat(since), now) if since else now
         return Soak(
             stage_pct=100,
-            candidate=slot_query(plan, live),
+            candidate=self.watched(plan, live),
             baseline=None,
             rules=SoakRules.from_plan(plan),
             watch_from=start,
@@ -127,7 +127,7 @@ class TeardownBlueOperator(StageOperator):
         except TransitionRefused as err:
             raise AirflowFailException(f"POST-PROMOTION BREACH ({cause}); ROLLBACK NOT DONE: {err}") from err
         result = {"action": "rolled_back", "cause": cause, **outcome_summary(outcome)}
-        if self.route53.get_change_status(outcome.change_id) != "INSYNC":
+        if not self.propagated(plan, outcome.change_id):
             self.defer(
                 trigger=Route53ChangeTrigger(
                     change_id=outcome.change_id,

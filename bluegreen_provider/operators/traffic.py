@@ -12,7 +12,7 @@ from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 from bluegreen_provider.notifications import notify
 from bluegreen_provider.operators.base import StageOperator
 from bluegreen_provider.plan import Plan
-from bluegreen_provider.soak import Soak, SoakRules, SoakWatch, slot_query
+from bluegreen_provider.soak import Soak, SoakRules, SoakWatch
 from bluegreen_provider.state import StateError, TransitionRefused, shift
 from bluegreen_provider.triggers.error_rate import ErrorRateTrigger
 
@@ -95,7 +95,7 @@ class ShiftWeightOperator(StageOperator):
         times = {"submitted_at": submitted_at.isoformat(), "change_id": outcome.change_id}
         # Also in XCom: the resumed task reads it even where a deferral's kwargs are not kept.
         context["ti"].xcom_push(key="change", value=times)
-        if self.route53.get_change_status(outcome.change_id) != "INSYNC":
+        if not self.propagated(plan, outcome.change_id):
             self.log.info(
                 "Submitted %s as change %s; watching the candidate on the triggerer until INSYNC",
                 plan.describe_split(outcome.state.split),
@@ -120,12 +120,12 @@ class ShiftWeightOperator(StageOperator):
     def _watch(self, plan: Plan, submitted_at: datetime) -> Soak:
         """What is watched while the change propagates: the candidate, against live, from the submission."""
         rules = replace(SoakRules.from_plan(plan), poll_interval=self.poll_interval)
-        baseline = slot_query(plan, plan.live) if self.candidate_pct < 100 else None
+        baseline = self.watched(plan, plan.live) if self.candidate_pct < 100 else None
         if not self.check_alarms:
             rules = replace(rules, alarms=())
         return Soak(
             stage_pct=self.candidate_pct,
-            candidate=slot_query(plan, plan.candidate),
+            candidate=self.watched(plan, plan.candidate),
             baseline=baseline,
             rules=rules,
             watch_from=submitted_at,
@@ -224,7 +224,7 @@ class ShiftWeightOperator(StageOperator):
             start = max(start, datetime.fromisoformat(state.updated_at))
         if (now - start).total_seconds() < 1:
             return None
-        watch.soak = replace(watch.soak, baseline=slot_query(plan, plan.live), watch_from=start, clock_start=now)
+        watch.soak = replace(watch.soak, baseline=self.watched(plan, plan.live), watch_from=start, clock_start=now)
         self.log.info(
             "Last look before promotion: %s over %s-%s", plan.candidate, watch.soak.watch_from.isoformat(), now
         )
@@ -244,7 +244,8 @@ class ShiftWeightOperator(StageOperator):
         if split != weights:
             why = self.stopped_by_hand(context, plan) or "someone else changed the record meanwhile"
             raise AirflowFailException(
-                f"{self.task_id}: Route53 reads {plan.describe_split(split)} after the change, expected "
+                f"{self.task_id}: {self.traffic_router(plan.spec, plan.zone_id).source} reads "
+                f"{plan.describe_split(split)} after the change, expected "
                 f"{plan.describe_split(weights)}: {why}."
             )
         result: dict[str, Any] = {

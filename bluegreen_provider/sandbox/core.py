@@ -66,8 +66,14 @@ class Sandbox:
         state_dir: Path | None = None,
         profile: str | SandboxProfile = "fast",
         faults: FaultPlan | float | None = None,
+        router: str = "route53",
         **overrides: Any,
     ) -> None:
+        if router not in ("route53", "lambda_alias"):
+            raise ValueError(f"router must be 'route53' or 'lambda_alias', got {router!r}")
+        # lambda_alias: every request invokes each function's live alias, whose routing picks the version.
+        self.router = router
+        self.live_alias: str | None = world.LIVE_ALIAS if router == "lambda_alias" else None
         self.profile = resolve_profile(profile, **overrides)
         if faults is not None and not isinstance(faults, FaultPlan):
             faults = FaultPlan(share=faults, seed=seed)
@@ -116,6 +122,7 @@ class Sandbox:
                 rate_per_second=self._initial_rate,
                 flush_seconds=self.flush_seconds,
                 alarm_period_seconds=self.alarm_period,
+                live_alias=self.live_alias,
             )
             route53_rules.configure(propagation_seconds=profile.propagation_seconds)
             throttling.LIMITS.configure(
@@ -160,6 +167,7 @@ class Sandbox:
                 flush_seconds=self.flush_seconds,
                 seed=self.seed,
                 on_flush=self._flush,
+                live_alias=self.live_alias,
             )
             if self.faults is not None:
                 host = self._moto.url.rsplit(":", 1)[0].removeprefix("http://")
@@ -421,11 +429,11 @@ class Sandbox:
     def _flush(self, bucket: Bucket) -> None:
         aggregator = self._counters.aggregator
         if aggregator is None:
-            metrics.publish(self.clients(), bucket)
+            metrics.publish(self.clients(), bucket, live_alias=self.live_alias)
         else:
             resolution = 60 if aggregator.period >= 60 else 1
             for due in aggregator.due(time.time()):
-                metrics.publish(self.clients(), due, resolution=resolution)
+                metrics.publish(self.clients(), due, resolution=resolution, live_alias=self.live_alias)
         if self._checkers is not None:
             self._publish_check_metrics()
         self._require(self._evaluator).evaluate()

@@ -1,6 +1,9 @@
 """Traffic counters and their publication as the CloudWatch metrics AWS itself would emit.
 
 Lambda: ``Invocations``/``Errors`` per function and per function alias (``Resource = fn:alias``).
+With a live alias (the lambda_alias router: every request invokes ``fn:production``, whose routing
+picks the version) the alias's datapoints are published per executed version too, as Lambda does
+for alias invocations: ``FunctionName``, ``Resource = fn:alias`` and ``ExecutedVersion``.
 API Gateway: ``Count``/``5XXError`` per slot (``ApiName = lego-api-blue|green``) and in total
 (``ApiName = lego-api``). A slot without traffic gets only ``Count = 0``: its error metrics stay
 missing, so "no data" remains distinguishable from "no errors".
@@ -46,6 +49,8 @@ class Bucket:
 
     started: float
     tallies: dict[tuple[str, str], Tally] = field(default_factory=dict)
+    # (function, executed version) of requests through a live alias
+    versions: dict[tuple[str, str], Tally] = field(default_factory=dict)
 
 
 class PeriodAggregator:
@@ -62,11 +67,13 @@ class PeriodAggregator:
     def start_of(self, at: float) -> float:
         return math.floor(at / self.period) * self.period
 
-    def add(self, slot: str, function: str, tally: Tally, at: float) -> None:
+    def add(self, slot: str, function: str, tally: Tally, at: float, version: str | None = None) -> None:
         start = self.start_of(at)
         with self._lock:
             bucket = self._open.setdefault(start, Bucket(start))
             bucket.tallies.setdefault((slot, function), Tally()).add(tally)
+            if version is not None:
+                bucket.versions.setdefault((function, version), Tally()).add(tally)
 
     def due(self, now: float) -> list[Bucket]:
         """Datapoints whose period ended at least ``lag`` ago, oldest first; each is handed out once."""
@@ -90,15 +97,20 @@ class TrafficCounters:
         self.aggregator = aggregator
         self.served = ServedSeries(clock)
 
-    def record(self, slot: str, function: str, *, status: int, function_error: bool, release: str) -> None:
+    def record(
+        self, slot: str, function: str, *, status: int, function_error: bool, release: str, version: str | None = None
+    ) -> None:
+        """Count one request; ``version`` is the version a live alias executed (None: a slot alias served it)."""
         tally = Tally(1, int(status >= 500), int(function_error))
         now = self._clock()
         with self._lock:
             self._totals.setdefault((slot, function), Tally()).add(tally)
             self._bucket.tallies.setdefault((slot, function), Tally()).add(tally)
+            if version is not None:
+                self._bucket.versions.setdefault((function, version), Tally()).add(tally)
             self._releases[(slot, function)] = release
         if self.aggregator is not None:
-            self.aggregator.add(slot, function, tally, now)
+            self.aggregator.add(slot, function, tally, now, version)
         self.served.record(slot, failed=status >= 500, at=now)
 
     def take_bucket(self, now: float) -> Bucket:
@@ -144,8 +156,14 @@ def _make_datum(name: str, dims: dict[str, str], value: float, timestamp: dateti
     }
 
 
-def metric_data(bucket: Bucket, *, resolution: int = 1) -> dict[str, list[dict[str, Any]]]:
-    """The bucket as put_metric_data payloads per namespace, stamped with the bucket's start second."""
+def metric_data(
+    bucket: Bucket, *, resolution: int = 1, live_alias: str | None = None
+) -> dict[str, list[dict[str, Any]]]:
+    """The bucket as put_metric_data payloads per namespace, stamped with the bucket's start second.
+
+    :param live_alias: requests invoked this alias (its routing picked the version): its datapoints
+        are per alias and per executed version, not per slot alias.
+    """
     ts = datetime.fromtimestamp(int(bucket.started), tz=UTC)
 
     def _datum(name: str, dims: dict[str, str], value: float, timestamp: datetime) -> dict[str, Any]:
@@ -163,6 +181,8 @@ def metric_data(bucket: Bucket, *, resolution: int = 1) -> dict[str, list[dict[s
                 continue
             slot_total.add(tally)
             per_function[function].add(tally)
+            if live_alias is not None:
+                continue  # published per alias and executed version below
             dims = {"FunctionName": function, "Resource": f"{function}:{alias_name(slot)}"}
             lambda_data.append(_datum("Invocations", dims, tally.requests, ts))
             lambda_data.append(_datum("Errors", dims, tally.function_errors, ts))
@@ -170,6 +190,20 @@ def metric_data(bucket: Bucket, *, resolution: int = 1) -> dict[str, list[dict[s
         gateway_data.append(_datum("Count", {"ApiName": slot_api_name(slot)}, slot_total.requests, ts))
         if slot_total.requests:
             gateway_data.append(_datum("5XXError", {"ApiName": slot_api_name(slot)}, slot_total.errors, ts))
+    if live_alias is not None:
+        per_alias = {function: Tally() for function in FUNCTIONS}
+        for (function, version), tally in sorted(bucket.versions.items()):
+            if tally.requests == 0:
+                continue
+            per_alias[function].add(tally)
+            dims = {"FunctionName": function, "Resource": f"{function}:{live_alias}", "ExecutedVersion": version}
+            lambda_data.append(_datum("Invocations", dims, tally.requests, ts))
+            lambda_data.append(_datum("Errors", dims, tally.function_errors, ts))
+        for function, tally in per_alias.items():
+            if tally.requests:
+                dims = {"FunctionName": function, "Resource": f"{function}:{live_alias}"}
+                lambda_data.append(_datum("Invocations", dims, tally.requests, ts))
+                lambda_data.append(_datum("Errors", dims, tally.function_errors, ts))
     for function, tally in per_function.items():
         if tally.requests:
             lambda_data.append(_datum("Invocations", {"FunctionName": function}, tally.requests, ts))
@@ -180,11 +214,11 @@ def metric_data(bucket: Bucket, *, resolution: int = 1) -> dict[str, list[dict[s
     return {"AWS/Lambda": lambda_data, "AWS/ApiGateway": gateway_data}
 
 
-def publish(clients: Clients, bucket: Bucket, *, resolution: int = 1) -> int:
+def publish(clients: Clients, bucket: Bucket, *, resolution: int = 1, live_alias: str | None = None) -> int:
     """Send the bucket to CloudWatch; returns the number of data points written."""
     cloudwatch = clients("cloudwatch")
     written = 0
-    for namespace, data in metric_data(bucket, resolution=resolution).items():
+    for namespace, data in metric_data(bucket, resolution=resolution, live_alias=live_alias).items():
         for start in range(0, len(data), _MAX_DATUMS_PER_CALL):
             chunk = data[start : start + _MAX_DATUMS_PER_CALL]
             cloudwatch.put_metric_data(Namespace=namespace, MetricData=chunk)

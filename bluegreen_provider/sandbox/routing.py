@@ -96,14 +96,28 @@ class Router:
 
     def target(self, function: str, slot: str) -> AliasTarget:
         """The slot alias's target (cached up to ``refresh_seconds``)."""
+        return self.alias_target(function, alias_name(slot))
+
+    def alias_target(self, function: str, alias: str) -> AliasTarget:
+        """Any alias's target, routing included (cached up to ``refresh_seconds``)."""
         with self._lock:
             if self._clock() - self._aliases_at >= self._refresh:
                 self._aliases = self._read_aliases()
                 self._aliases_at = self._clock()
-            target = self._aliases.get((function, alias_name(slot)))
+            target = self._aliases.get((function, alias))
         if target is None:
-            raise RouteResolutionError(f"{function} has no alias {alias_name(slot)}")
+            raise RouteResolutionError(f"{function} has no alias {alias}")
         return target
+
+    def slot_serving(self, function: str, version: str) -> str | None:
+        """The slot whose alias serves ``version`` of ``function`` (blue first when both do), or None."""
+        for slot in SLOTS:
+            try:
+                if self.target(function, slot).version == version:
+                    return slot
+            except RouteResolutionError:
+                continue
+        return None
 
     def code_sha(self, function: str, version: str, *, fresh: bool = False) -> str:
         """CodeSha256 of a function version; ``$LATEST`` (mutable) is never cached."""

@@ -1,9 +1,11 @@
 """The traffic simulator: clients of api.lego-mocs.com, at a steady rate, on a thread.
 
 Each request follows the path real traffic would take (a client's cached Route53 answer → slot →
-Lambda alias → version → code) and runs the handler of the release that code belongs to, so a bad
-deployment produces real errors on exactly the share of traffic its slot receives. Every
-``flush_seconds`` the counted bucket is handed to ``on_flush`` (publish metrics, evaluate alarms).
+Lambda alias → version → code; with ``live_alias``, every request invokes that one alias and its
+weighted routing picks the version per invocation, no DNS involved) and runs the handler of the
+release that code belongs to, so a bad deployment produces real errors on exactly the share of
+traffic it receives. Every ``flush_seconds`` the counted bucket is handed to ``on_flush`` (publish
+metrics, evaluate alarms).
 """
 
 from __future__ import annotations
@@ -44,6 +46,7 @@ class TrafficSimulator:
         flush_seconds: float,
         seed: int,
         on_flush: Callable[[Bucket], None],
+        live_alias: str | None = None,
     ) -> None:
         if flush_seconds <= 0:
             raise ValueError("flush_seconds must be positive")
@@ -55,6 +58,7 @@ class TrafficSimulator:
         self._seed = seed
         self._rng = random.Random(seed)
         self._on_flush = on_flush
+        self._live_alias = live_alias
         self._rate = 0.0
         self.set_rate(rate_per_second)
         self._sequence = 0
@@ -138,6 +142,9 @@ class TrafficSimulator:
     def _send_one(self) -> None:
         request_id = f"{self._seed}-{self._sequence:09d}"
         self._sequence += 1
+        if self._live_alias is not None:
+            self._send_through_alias(request_id, self._live_alias)
+            return
         try:
             _, slot = self._resolvers.pick(self._rng)
         except (BotoCoreError, ClientError) as exc:
@@ -174,6 +181,37 @@ class TrafficSimulator:
         )
         self._counters.record(
             slot, function, status=outcome.status, function_error=outcome.function_error, release=release.name
+        )
+
+    def _send_through_alias(self, request_id: str, alias: str) -> None:
+        """One invocation of ``function:alias``: its routing picks the version, as Lambda does per invocation."""
+        function = self._rng.choice(FUNCTIONS)
+        try:
+            version = self._router.alias_target(function, alias).pick(self._rng)
+            sha = self._router.code_sha(function, version)
+            slot = self._router.slot_serving(function, version) or "unassigned"
+        except (RouteResolutionError, BotoCoreError, ClientError) as exc:
+            self._warn_once(f"route:{function}:{alias}", f"request to {function}:{alias} cannot be routed: {exc}")
+            return
+        release = self._catalog.by_sha(sha)
+        record = {"version": version}
+        if self._injected(slot):
+            self._counters.record(slot, function, status=503, function_error=True, release="injected", **record)
+            return
+        if release is None:
+            self._warn_once(f"sha:{sha}", f"{function}:{alias} version {version} runs unknown code {sha}: 502")
+            self._counters.record(slot, function, status=502, function_error=True, release="unknown", **record)
+            return
+        outcome = invoke(
+            release,
+            function=function,
+            version=version,
+            alias=alias,
+            path=FUNCTION_PATHS[function],
+            request_id=request_id,
+        )
+        self._counters.record(
+            slot, function, status=outcome.status, function_error=outcome.function_error, release=release.name, **record
         )
 
     def _warn_once(self, key: str, message: str) -> None:

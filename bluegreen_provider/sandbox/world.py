@@ -39,6 +39,9 @@ INITIAL_RELEASE = "v1"
 MAX_ERROR_RATE = 0.05
 
 
+LIVE_ALIAS = "production"  # the alias every request invokes under the lambda_alias router
+
+
 def alias_name(slot: str) -> str:
     return f"production-{slot}"
 
@@ -124,12 +127,16 @@ def seed(
     rate_per_second: float,
     flush_seconds: float,
     alarm_period_seconds: int | None = None,
+    live_alias: str | None = None,
 ) -> World:
-    """Create whatever of the story's world is missing (alarms on ``alarm_period_seconds`` if given)."""
+    """Create whatever of the story's world is missing (alarms on ``alarm_period_seconds`` if given).
+
+    :param live_alias: also give each function this alias on version 1 (the lambda_alias router's).
+    """
     zone_id = _seed_zone(clients)
     role_arn = _seed_role(clients)
     for function in FUNCTIONS:
-        _seed_function(clients, catalog, function, role_arn)
+        _seed_function(clients, catalog, function, role_arn, live_alias=live_alias)
     period = alarm_period_seconds or alarm_period(flush_seconds)
     _seed_alarms(clients, rate_per_second=rate_per_second, period=period)
     return World(hosted_zone_id=zone_id, role_arn=role_arn)
@@ -267,6 +274,7 @@ def _seed_function(
     *,
     release: str = INITIAL_RELEASE,
     description: str | None = None,
+    live_alias: str | None = None,
 ) -> None:
     lambda_ = clients("lambda")
     try:
@@ -289,6 +297,8 @@ def _seed_function(
     for slot in SLOTS:
         if alias_name(slot) not in aliases:
             lambda_.create_alias(FunctionName=function, Name=alias_name(slot), FunctionVersion="1")
+    if live_alias and live_alias not in aliases:
+        lambda_.create_alias(FunctionName=function, Name=live_alias, FunctionVersion="1")
 
 
 def _seed_alarms(clients: Clients, *, rate_per_second: float, period: int) -> None:

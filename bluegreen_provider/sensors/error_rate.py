@@ -12,7 +12,7 @@ from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
 from bluegreen_provider.operators.base import PLAN_TASK_ID, StageMixin
 from bluegreen_provider.rollback import rollback_hint
-from bluegreen_provider.soak import Soak, SoakRules, SoakWatch, slot_query
+from bluegreen_provider.soak import Soak, SoakRules, SoakWatch
 from bluegreen_provider.state import TransitionRefused, hold, resume
 from bluegreen_provider.triggers.error_rate import ErrorRateTrigger
 
@@ -145,8 +145,8 @@ class ErrorRateSensor(StageMixin, BaseSensorOperator):
             watch_from, clock_start = now - timedelta(seconds=rules.window_seconds), now
         return Soak(
             stage_pct=self.stage_pct,
-            candidate=slot_query(plan, plan.candidate),
-            baseline=slot_query(plan, plan.live),
+            candidate=self.watched(plan, plan.candidate),
+            baseline=self.watched(plan, plan.live),
             rules=rules,
             watch_from=min(watch_from or now, now),
             soak_seconds=soak_seconds,

@@ -26,6 +26,7 @@ from .aws_state import (
     weighted_sets,
 )
 from .conftest import E2E_DAGS, deployment_state
+from .routers import ROUTERS, dag_of, traffic, traffic_paths
 
 pytestmark = pytest.mark.e2e
 
@@ -122,7 +123,8 @@ def test_soak_judges_the_datapoints_that_arrive_after_its_clock_ends(deploy, san
     assert split_and_checks(after) == {"blue": (100, None), "green": (0, None)}
 
 
-def test_alarm_after_promotion_rolls_back_to_the_retained_slot(deploy, sandbox):
+@pytest.mark.parametrize("router", ROUTERS)
+def test_alarm_after_promotion_rolls_back_to_the_retained_slot(deploy, sandbox, router):
     fired = threading.Event()
 
     def fire_after_promotion() -> None:
@@ -139,7 +141,7 @@ def test_alarm_after_promotion_rolls_back_to_the_retained_slot(deploy, sandbox):
     before = settled_aws_state(sandbox)
     watcher = threading.Thread(target=fire_after_promotion, daemon=True)
     watcher.start()
-    result = deploy("v2", retention_seconds=120)
+    result = deploy("v2", retention_seconds=120, **dag_of(router))
     watcher.join(5)
 
     assert fired.is_set()
@@ -166,9 +168,11 @@ def test_alarm_after_promotion_rolls_back_to_the_retained_slot(deploy, sandbox):
         "cloudwatch/lego-api-gateway-5xx-errors/State*",
         *health_check_paths(state),
         *released_paths(after, GREEN),
+        *([] if router == "route53" else traffic_paths(router)),
         why="the post-promotion rollback left AWS changed beyond the state record and green's release",
     )
     assert split_and_checks(after) == {"blue": (100, None), "green": (0, None)}
+    assert traffic(router, after) == {"blue": 100, "green": 0}
 
 
 def test_service_wide_errors_hold_the_step_instead_of_blaming_the_candidate(deploy, sandbox):

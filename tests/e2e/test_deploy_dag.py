@@ -32,7 +32,8 @@ from .aws_state import (
     weighted_set,
     weighted_sets,
 )
-from .conftest import E2E_DAGS, FAST, REPO, deployment_state, load_dag
+from .conftest import E2E_DAGS, FAST, deployment_state, load_dag
+from .routers import ROUTERS, dag_of, green_share, rollback_dag_of, traffic, traffic_paths
 
 pytestmark = pytest.mark.e2e
 
@@ -65,7 +66,9 @@ def assert_no_check_attached(state: bytes) -> None:
     assert not attached, f"health checks left attached at a split without a canary: {attached}"
 
 
-def assert_rolled_back_green(before: bytes, after: bytes, state: DeploymentState, *, alarm_states: str = ALARM_STATES):
+def assert_rolled_back_green(
+    before: bytes, after: bytes, state: DeploymentState, *, alarm_states: str = ALARM_STATES, router: str = "route53"
+):
     """A run that released into green and put traffic back on blue: only the state record, green's
     aliases and what the release published (plus the health check the state records) changed;
     blue 100 / green 0 as before, no health check on either set. Returns the diff."""
@@ -76,8 +79,10 @@ def assert_rolled_back_green(before: bytes, after: bytes, state: DeploymentState
         *health_check_paths(state),
         *released_paths(after, GREEN),
         alarm_states,
+        *([] if router == "route53" else traffic_paths(router)),
         why="a rolled-back run changed AWS beyond its state record and the candidate's release",
     )
+    assert traffic(router, after) == {"blue": 100, "green": 0}
     assert {s: int(r["Weight"]) for s, r in weighted_sets(after).items()} == {"blue": 100, "green": 0}
     assert_no_check_attached(after)
     return diff
@@ -93,11 +98,12 @@ def publish_older_versions(sandbox, releases: tuple[str, ...] = ("bad", "unhealt
             lam.publish_version(FunctionName=fn, Description=f"an older release ({name})")
 
 
-def test_happy_path_promotes_green_retains_blue_then_tears_it_down(deploy, sandbox):
+@pytest.mark.parametrize("router", ROUTERS)
+def test_happy_path_promotes_green_retains_blue_then_tears_it_down(deploy, sandbox, router):
     publish_older_versions(sandbox)
     before = settled_aws_state(sandbox)
     assert deployment_state(sandbox) is None
-    result = deploy("v2")
+    result = deploy("v2", **dag_of(router))
 
     assert result.state == "success", result.states
     for task in (
@@ -167,8 +173,7 @@ def test_happy_path_promotes_green_retains_blue_then_tears_it_down(deploy, sandb
         before,
         after,
         *STATE_CHANGES,
-        weighted_set("blue", "Weight"),
-        weighted_set("green", "Weight"),
+        *traffic_paths(router),
         *health_check_paths(state),
         *released_paths(after, GREEN),
         *(f"lambda/{fn}/versions/{v}" for fn, versions in pruned.items() for v in versions),
@@ -192,7 +197,7 @@ def test_happy_path_promotes_green_retains_blue_then_tears_it_down(deploy, sandb
         "health_check_deleted": None,  # blue never had one: no deployment before this one
         "pruned": pruned,
     }
-    assert {s: int(r["Weight"]) for s, r in weighted_sets(after).items()} == {"blue": 0, "green": 100}
+    assert traffic(router, after) == {"blue": 0, "green": 100}
     assert_no_check_attached(after)
     check = aws_state_tree(after)["route53"]["health_checks"][state.health_checks["green"]]
     config = check["check"]["HealthCheckConfig"]
@@ -202,9 +207,10 @@ def test_happy_path_promotes_green_retains_blue_then_tears_it_down(deploy, sandb
     assert check["tags"] == {"Name": "bluegreen api.lego-mocs.com green", "bluegreen:service": "lego-api"}
 
 
-def test_bad_release_rolls_back_at_10_percent_and_fails_the_run(deploy, sandbox):
+@pytest.mark.parametrize("router", ROUTERS)
+def test_bad_release_rolls_back_at_10_percent_and_fails_the_run(deploy, sandbox, router):
     before = settled_aws_state(sandbox)
-    result = deploy("bad")
+    result = deploy("bad", **dag_of(router))
 
     assert result.state == "failed"
     assert result.states["soak_10"] == "failed"
@@ -231,20 +237,21 @@ def test_bad_release_rolls_back_at_10_percent_and_fails_the_run(deploy, sandbox)
     assert not state.active, "a rolled-back run must not keep the service"
 
     after = sandbox_aws_state(sandbox)
-    assert_rolled_back_green(before, after, state)
+    assert_rolled_back_green(before, after, state, router=router)
     for fn, version in alias_versions(sandbox, GREEN).items():
         assert code_sha(sandbox, fn, version) == sandbox.release_sha256("bad"), "green keeps the release, at weight 0"
     assert state.versions["blue"] == alias_versions(sandbox, BLUE) == dict.fromkeys(FUNCTIONS, "1")
 
 
-def test_alarm_at_50_percent_rolls_back(deploy, sandbox):
+@pytest.mark.parametrize("router", ROUTERS)
+def test_alarm_at_50_percent_rolls_back(deploy, sandbox, router):
     fired = threading.Event()
     alarm = "lego-api-gateway-5xx-errors"
 
     def fire_when_half() -> None:
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline and not fired.is_set():
-            if sandbox.weights().get("green") == 50:
+            if green_share(sandbox, router) == 50:
                 sandbox.force_alarm(alarm, reason="5xx spike after the 50 % shift")
                 fired.set()
                 return
@@ -253,7 +260,7 @@ def test_alarm_at_50_percent_rolls_back(deploy, sandbox):
     before = settled_aws_state(sandbox)
     watcher = threading.Thread(target=fire_when_half, daemon=True)
     watcher.start()
-    result = deploy("v2")
+    result = deploy("v2", **dag_of(router))
     watcher.join(timeout=1)
 
     assert fired.is_set()
@@ -272,16 +279,17 @@ def test_alarm_at_50_percent_rolls_back(deploy, sandbox):
     )
     # Only the alarm this test forced moved; the release itself raised none.
     diff = assert_rolled_back_green(
-        before, sandbox_aws_state(sandbox), state, alarm_states=f"cloudwatch/{alarm}/State*"
+        before, sandbox_aws_state(sandbox), state, alarm_states=f"cloudwatch/{alarm}/State*", router=router
     )
     assert diff[f"cloudwatch/{alarm}/StateValue"] == ("OK", "ALARM"), diff
     for fn, version in alias_versions(sandbox, GREEN).items():
         assert code_sha(sandbox, fn, version) == sandbox.release_sha256("v2")
 
 
-def test_rejected_approval_holds_at_50_50_and_blocks_the_next_run_until_rolled_back(deploy, sandbox, capfd):
+@pytest.mark.parametrize("router", ROUTERS)
+def test_rejected_approval_holds_at_50_50_and_blocks_the_next_run_until_rolled_back(deploy, sandbox, capfd, router):
     before = settled_aws_state(sandbox)
-    held = deploy("v2", approval="Reject")
+    held = deploy("v2", approval="Reject", **dag_of(router))
 
     assert held.state == "failed"
     assert held.states["approval"] == "success"
@@ -301,29 +309,27 @@ def test_rejected_approval_holds_at_50_50_and_blocks_the_next_run_until_rolled_b
         before,
         held_aws,
         *STATE_CHANGES,
-        weighted_set("blue", "Weight"),
-        weighted_set("green", "Weight"),
-        weighted_set("green", "HealthCheckId"),
+        *traffic_paths(router, health_check=True),
         *health_check_paths(state),
         *released_paths(held_aws, GREEN),
         why="a held run changed AWS beyond its state record, the split and green's release",
     )
-    # At a canary split green's set carries the check the state records; blue has none recorded.
-    sets = weighted_sets(held_aws)
-    assert {s: int(r["Weight"]) for s, r in sets.items()} == {"blue": 50, "green": 50}
+    assert traffic(router, held_aws) == {"blue": 50, "green": 50}
     assert list(state.health_checks) == ["green"], state.health_checks
-    assert (sets["green"].get("HealthCheckId"), sets["blue"].get("HealthCheckId")) == (
-        state.health_checks["green"],
-        None,
-    )
+    if router == "route53":  # at a canary split green's set carries the check the state records
+        sets = weighted_sets(held_aws)
+        assert (sets["green"].get("HealthCheckId"), sets["blue"].get("HealthCheckId")) == (
+            state.health_checks["green"],
+            None,
+        )
 
-    refused = deploy("v2")
+    refused = deploy("v2", **dag_of(router))
     assert refused.states["plan"] == "failed"
     assert refused.states["deploy_green"] == "upstream_failed"
     after_refused = sandbox_aws_state(sandbox)
     assert after_refused == held_aws, f"a refused run changed AWS:\n{diff_aws_state(held_aws, after_refused)}"
 
-    rollback_dag = load_dag(REPO / "dags" / "blue_green_deploy.py", "rollback")
+    rollback_dag = load_dag(*rollback_dag_of(router))
     rolled = rollback_dag.test()
     assert rolled.state == "success"
     aborted = deployment_state(sandbox)
@@ -336,12 +342,10 @@ def test_rejected_approval_holds_at_50_50_and_blocks_the_next_run_until_rolled_b
         held_aws,
         rolled_aws,
         *STATE_CHANGES,
-        weighted_set("blue", "Weight"),
-        weighted_set("green", "Weight"),
-        weighted_set("green", "HealthCheckId"),
+        *traffic_paths(router, health_check=True),
         why="the manual rollback changed AWS beyond the state record and the split",
     )
-    assert {s: int(r["Weight"]) for s, r in weighted_sets(rolled_aws).items()} == {"blue": 100, "green": 0}
+    assert traffic(router, rolled_aws) == {"blue": 100, "green": 0}
     assert_no_check_attached(rolled_aws)
     capfd.readouterr()
     again = rollback_dag.test()

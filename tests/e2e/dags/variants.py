@@ -5,7 +5,7 @@ from __future__ import annotations
 import runpy
 from pathlib import Path
 
-from bluegreen_provider.dag_factory import deployment_dag
+from bluegreen_provider.dag_factory import deployment_dag, rollback_dag
 
 REPO = Path(__file__).resolve().parents[3]
 LEGO_API = runpy.run_path(str(REPO / "dags" / "lego_api_service.py"))["lego_api"]()
@@ -84,3 +84,11 @@ audited = deployment_dag(
         },
     },
 )
+
+# The story's scenarios under Lambda alias routing (tests/e2e/test_deploy_dag.py, parametrised by router):
+# the same config, one live alias per function carrying the split; the sandbox routes every request
+# through it, and each version is judged on its ExecutedVersion metrics (no per-slot API behind one
+# alias). Its emergency-rollback DAG is the same config's.
+ALIAS_ROUTED = {**LEGO_API, "router": "lambda_alias", "metrics_source": "lambda"}
+alias_routed = deployment_dag("e2e_alias_routed", ALIAS_ROUTED)
+alias_rollback = rollback_dag("e2e_alias_rollback", ALIAS_ROUTED)

@@ -10,6 +10,7 @@ import pytest
 from botocore.exceptions import ClientError, ReadTimeoutError
 
 from bluegreen_provider.hooks.lambda_alias import (
+    AliasConflict,
     AliasTarget,
     FunctionVersion,
     LambdaAliasHook,
@@ -333,3 +334,29 @@ def test_prewarm_bad_input_invokes_nothing(hook, fn, monkeypatch, function, qual
     with pytest.raises(LambdaReleaseError, match=message):
         hook.prewarm(function, qualifier, **{"invocations": 2, **kwargs})
     assert calls == []
+
+
+def test_route_alias_is_a_compare_and_swap_on_the_revision(hook, fn, lam):
+    v1 = lam.publish_version(FunctionName=fn)["Version"]
+    lam.update_function_code(FunctionName=fn, ZipFile=V2)
+    v2 = lam.publish_version(FunctionName=fn)["Version"]
+    lam.create_alias(FunctionName=fn, Name="production", FunctionVersion=v1)
+    read = hook.get_alias_routing(fn, "production")
+    routed = hook.route_alias(read, version=v1, weights={v2: 0.1}, description="generation 3")
+    assert (routed.version, routed.weights, routed.description) == (v1, {v2: 0.1}, "generation 3")
+    assert routed.revision_id != read.revision_id
+    with pytest.raises(AliasConflict):
+        hook.route_alias(read, version=v2, weights={}, description="stale")
+    assert hook.get_alias_routing(fn, "production") == routed
+    assert hook.get_alias_routing(fn, "missing") is None
+
+
+def test_route_alias_refuses_routing_lambda_would_refuse_before_calling_it(hook, fn, lam):
+    v1 = lam.publish_version(FunctionName=fn)["Version"]
+    lam.create_alias(FunctionName=fn, Name="production", FunctionVersion=v1)
+    read = hook.get_alias_routing(fn, "production")
+    before = _state(lam)
+    for version, weights in (("$LATEST", {}), (v1, {v1: 0.5}), (v1, {"2": 0.1, "3": 0.1}), (v1, {"2": 2.0})):
+        with pytest.raises(LambdaReleaseError):
+            hook.route_alias(read, version=version, weights=weights, description="x")
+    assert _state(lam) == before

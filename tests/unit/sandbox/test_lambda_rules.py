@@ -53,3 +53,30 @@ def test_a_version_number_is_never_given_twice_after_pruning(lam) -> None:
 def test_publishing_without_a_change_returns_the_last_version(lam) -> None:
     assert publish(lam, "v1") == "1"
     assert lam.publish_version(FunctionName="fn")["Version"] == "1"
+
+
+def test_every_alias_update_gets_a_new_revision_and_a_stale_one_is_refused(lam) -> None:
+    one, two = publish(lam, "a"), publish(lam, "b")
+    created = lam.create_alias(FunctionName="fn", Name="production", FunctionVersion=one)["RevisionId"]
+    moved = lam.update_alias(
+        FunctionName="fn", Name="production", RoutingConfig={"AdditionalVersionWeights": {two: 0.1}}, RevisionId=created
+    )["RevisionId"]
+    assert moved != created and lam.get_alias(FunctionName="fn", Name="production")["RevisionId"] == moved
+    with pytest.raises(lam.exceptions.PreconditionFailedException):
+        lam.update_alias(FunctionName="fn", Name="production", FunctionVersion=two, RevisionId=created)
+    alias = lam.get_alias(FunctionName="fn", Name="production")
+    assert (alias["FunctionVersion"], alias["RoutingConfig"]) == (one, {"AdditionalVersionWeights": {two: 0.1}})
+
+
+@pytest.mark.parametrize(
+    "weights",
+    [{"2": 0.1, "3": 0.1}, {"1": 0.5}, {"$LATEST": 0.5}, {"2": 1.5}],
+    ids=["two-extra-versions", "the-primary-itself", "latest", "above-1"],
+)
+def test_routing_lambda_refuses_is_refused(lam, weights) -> None:
+    for text in ("a", "b", "c"):
+        publish(lam, text)
+    lam.create_alias(FunctionName="fn", Name="production", FunctionVersion="1")
+    with pytest.raises(lam.exceptions.InvalidParameterValueException):
+        lam.update_alias(FunctionName="fn", Name="production", RoutingConfig={"AdditionalVersionWeights": weights})
+    assert lam.get_alias(FunctionName="fn", Name="production").get("RoutingConfig") is None
