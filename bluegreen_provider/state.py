@@ -206,6 +206,16 @@ class Snapshot:
         return {s: int(r["Weight"]) for s, r in self.sets.items()}
 
 
+def declared_generation(route53: Route53Hook, zone_id: str, spec: DeploymentSpec) -> int | None:
+    """The generation the state record declares now (None without a record): one listing, no traffic read."""
+    name = state_record_name(spec)
+    records = route53.get_record_sets(zone_id, [(name, "TXT")])[(name, "TXT")]
+    if not records:
+        return None
+    text = decode_txt(" ".join(v["Value"] for v in records[0].get("ResourceRecords", [])))
+    return DeploymentState.from_json(text).generation
+
+
 class ServiceState:
     """The state of one service's record: read it, and change it by compare-and-swap.
 

@@ -20,7 +20,10 @@ Route53 cannot swap a Lambda alias in the same batch, so the alias follows in a 
    the update if anyone changed the alias since it was read) and its description records the state
    generation it applies (``bluegreen <service> generation N``). An applier skips an alias already at
    its generation or a newer one, and says so: a slow actor never writes an older split over a newer
-   one, and a lost race is read again and decided again.
+   one, and a lost race is read again and decided again. Before each update it also reads the state
+   record: once a newer transition has landed, an older one's applier stops, so a rolled-back canary
+   share is not put back on the alias while the rollback is still being applied (what is left is the
+   instant between that read and the update, which the newer applier's ``RevisionId`` then overwrites).
 3. Every read of the state (every stage, the failure callback, the CLI, the UI, a re-run) first
    brings any alias whose generation is behind the state's up to the state's declared split. A crash
    between step 1 and step 2 therefore leaves a declared state that the next reader applies; re-applying
@@ -180,6 +183,7 @@ class LambdaAliasRouter(TrafficRouter):
 
     def apply(self, state: DeploymentState) -> Applied:
         from bluegreen_provider.hooks.lambda_alias import AliasConflict
+        from bluegreen_provider.state import declared_generation
 
         tag = f"bluegreen {self.spec.service} generation {state.generation}: {describe(self.spec, state.split)}"
         changed: list[str] = []
@@ -195,6 +199,12 @@ class LambdaAliasRouter(TrafficRouter):
                 if at >= state.generation:
                     if at > state.generation:
                         skipped.append(f"{fn} already applies the newer generation {at}")
+                    break
+                declared = declared_generation(self.route53, self.zone_id, self.spec)
+                if declared is not None and declared > state.generation:
+                    # A newer transition landed while this one was being applied: its applier (or the
+                    # next reader) owns the aliases now, and this split must not be served even briefly.
+                    skipped.append(f"{fn} left for the newer generation {declared} the state declares")
                     break
                 try:
                     self.lambdas.route_alias(current, version=version, weights=weights, description=tag)

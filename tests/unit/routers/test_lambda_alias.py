@@ -164,3 +164,22 @@ def test_verify_reads_the_live_aliases(world):
     assert svc.router.verify({"blue": 0, "green": 100}) == (
         "Lambda alias production reads blue 90 / green 10, expected blue 0 / green 100"
     )
+
+
+def test_an_applier_overtaken_by_a_newer_transition_leaves_the_aliases_alone(world, monkeypatch):
+    svc = planned(world)
+    applied: list[int] = []
+    real_apply = LambdaAliasRouter.apply
+    monkeypatch.setattr(LambdaAliasRouter, "apply", lambda self, state: applied.append(state.generation))
+    shift_state = shift(svc, RUN1, 50, previous_pct=0, serving=V2).state  # landed, applier slow
+    rollback(svc, RUN1, "soak_50 failed")  # lands a newer generation, its applier slow too
+    monkeypatch.setattr(LambdaAliasRouter, "apply", real_apply)
+    late = svc.router.apply(shift_state)  # the shift's applier wakes up after the rollback landed
+    assert not late.changed and "newer generation" in late.detail
+    assert {a["weights"].get("2") for a in world.aliases().values()} == {None}  # 50 % never served
+    snap = world.service().read()  # the rollback's state is applied by the next reader
+    assert snap.state.phase == Phase.ROLLED_BACK
+    assert {fn: (a["version"], a["weights"]) for fn, a in world.aliases().items()} == {
+        fn: ("1", {}) for fn in FUNCTIONS
+    }
+    assert applied[-1] == shift_state.generation + 1  # the rollback's own applier ran (and did nothing)
