@@ -1,8 +1,9 @@
-"""Run the benchmarks: ``python -m bench [name ...] [--reps N] [-p key=value ...]``.
+"""Run the benchmarks: ``python -m bench [name ...] [--quick] [--reps N] [-p key=value ...] [--out DIR]``.
 
 With no name every benchmark runs (``make bench``). Results are printed as one table and merged into
-``bench/results.json`` (a benchmark run alone replaces only its own entry), each entry with the
-parameters, the machine and the date it was measured on.
+``results.json`` (a benchmark run alone replaces only its own entry), each entry with the parameters,
+the machine and the date it was measured on; ``RESULTS.md`` and the SVG charts are written next to it.
+``--quick`` runs fewer repetitions at smaller scales and shorter timings (the test suite runs it).
 """
 
 from __future__ import annotations
@@ -17,18 +18,23 @@ import sys
 import time
 import traceback
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
-from bench import RESULTS_PATH, BenchResult, airflow_env, log, machine
+from bench import RESULTS_PATH, BenchResult, airflow_env, log, machine, report
 
+# What ``make bench`` runs, in this order (the slow Airflow one in the middle, so a failure shows early).
 BENCHMARKS: tuple[str, ...] = (
-    "breach_detection",
-    "rollback_time",
     "blast_radius",
-    "trigger_footprint",
-    "plan_latency",
+    "rollback_visibility",
+    "rollback_storm",
+    "api_cost",
     "dag_parse",
+    "trigger_footprint",
+    "worker_slots",
 )
+# Older single-purpose benchmarks, run only when named.
+EXTRA: tuple[str, ...] = ("breach_detection", "rollback_time", "plan_latency")
 
 
 def _param(text: str) -> tuple[str, Any]:
@@ -92,23 +98,33 @@ def table(results: list[BenchResult]) -> str:
     return "\n".join(out)
 
 
-def save(results: list[BenchResult], host: dict[str, Any]) -> None:
-    """Merge into results.json: entries of benchmarks not run this time are kept as they were."""
+def save(results: list[BenchResult], host: dict[str, Any], out_dir: Path, command: str) -> dict[str, Any]:
+    """Merge into results.json (entries of benchmarks not run this time are kept), draw, write RESULTS.md."""
+    path = out_dir / RESULTS_PATH.name
     data: dict[str, Any] = {}
-    if RESULTS_PATH.exists():
+    if path.exists():
         with contextlib.suppress(json.JSONDecodeError, OSError):
-            data = json.loads(RESULTS_PATH.read_text())
+            data = json.loads(path.read_text())
     benchmarks = data.get("benchmarks", {}) if isinstance(data.get("benchmarks"), dict) else {}
     for result in results:
-        benchmarks[result.name] = {**result.to_dict(), "machine": host}
-    data = {"command": "python -m bench [name ...]", "benchmarks": benchmarks}
-    RESULTS_PATH.write_text(json.dumps(data, indent=2, default=str) + "\n")
+        files = report.draw(result.plots, out_dir)
+        load = result.details.get("load_avg", {})
+        own_host = {**host, "load_avg": load.get("before", host.get("load_avg")), "load_avg_after": load.get("after")}
+        benchmarks[result.name] = {**result.to_dict(), "machine": own_host, "plot_files": files}
+    data = {"command": command, "benchmarks": benchmarks}
+    path.write_text(json.dumps(data, indent=2, default=str) + "\n")
+    report.write(data, out_dir / "RESULTS.md", command=command)
+    return data
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
-    parser.add_argument("names", nargs="*", choices=[[], *BENCHMARKS], metavar="name", help=", ".join(BENCHMARKS))
+    parser.add_argument(
+        "names", nargs="*", choices=[[], *BENCHMARKS, *EXTRA], metavar="name", help=", ".join([*BENCHMARKS, *EXTRA])
+    )
     parser.add_argument("--reps", type=int, default=None, help="repetitions (default: each benchmark's own)")
+    parser.add_argument("--quick", action="store_true", help="fewer repetitions, smaller scales (about 90 s)")
+    parser.add_argument("--out", type=Path, default=RESULTS_PATH.parent, help="where results and charts go")
     parser.add_argument(
         "-p",
         "--param",
@@ -131,10 +147,14 @@ def main(argv: list[str] | None = None) -> int:
     results: list[BenchResult] = []
     failed: list[str] = []
     for name, module in modules.items():
-        reps = args.reps if args.reps is not None else module.DEFAULT_REPS
+        default = getattr(module, "QUICK_REPS", 1) if args.quick else module.DEFAULT_REPS
+        reps = args.reps if args.reps is not None else default
         own = {key: value for key, value in params.items() if key in accepted[name]}
+        if args.quick and "quick" in accepted[name]:
+            own["quick"] = True
         log(f"{name}: {reps} repetition(s) {own or ''}")
         started = time.monotonic()
+        load_before = [round(x, 2) for x in os.getloadavg()]
         try:
             result = module.run(reps, **own)
         except Exception:
@@ -142,11 +162,14 @@ def main(argv: list[str] | None = None) -> int:
             failed.append(name)
             continue
         result.seconds = time.monotonic() - started
+        result.details["load_avg"] = {"before": load_before, "after": [round(x, 2) for x in os.getloadavg()]}
         result.measured_at = datetime.now(UTC).isoformat(timespec="seconds")
         results.append(result)
         log(f"{name}: done in {result.seconds:.1f} s")
     if results:
-        save(results, {**host, "load_avg_after": [round(x, 2) for x in os.getloadavg()]})
+        args.out.mkdir(parents=True, exist_ok=True)
+        command = "python -m bench " + " ".join(argv if argv is not None else sys.argv[1:])
+        save(results, {**host, "load_avg_after": [round(x, 2) for x in os.getloadavg()]}, args.out, command.strip())
         print(table(results))
         for result in results:
             for note in result.notes:
