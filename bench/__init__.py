@@ -161,10 +161,8 @@ def fmt(value: Any) -> str:
         return "-"
     if isinstance(value, bool) or not isinstance(value, int | float):
         return str(value)
-    if isinstance(value, int):
-        return str(value)
-    if value == 0:
-        return "0"
+    if isinstance(value, int) or (float(value).is_integer() and abs(value) < 1e6):
+        return str(int(value))
     if abs(value) >= 100:
         return f"{value:.0f}"
     if abs(value) >= 10:
@@ -418,12 +416,16 @@ def green_tally(sandbox: Sandbox) -> tuple[int, int, int]:
     return int(green["requests"]), int(green["errors"]), int(green["function_errors"])
 
 
-def lego_query(slot: str = "green") -> dict[str, Any]:
-    """The error-rate query the soak builds for the lego-api candidate (Lambda metrics, the spec's default)."""
-    from bluegreen_provider.hooks.cloudwatch import ErrorRateQuery
-    from bluegreen_provider.sandbox.world import FUNCTIONS, alias_name
+def lego_query(slot: str = "green", service: str | None = None) -> dict[str, Any]:
+    """The error-rate query the soak builds for a slot of lego-api (or of ``service``).
 
-    return ErrorRateQuery.lambda_aliases(list(FUNCTIONS), alias_name(slot)).to_dict()
+    API Gateway ``Count``/``5XXError`` of the slot's API, as the example service configures it
+    (``metrics_source: apigateway``): Lambda's ``Errors`` would miss the 500s a handler returns itself.
+    """
+    from bluegreen_provider.hooks.cloudwatch import ErrorRateQuery
+    from bluegreen_provider.sandbox.world import API_NAME
+
+    return ErrorRateQuery.api_gateway(f"{service or API_NAME}-{slot}").to_dict()
 
 
 def log(message: str) -> None:
@@ -442,8 +444,11 @@ def soak_trigger(
     min_requests: int = 20,
     alarms: Sequence[str] = LEGO_ALARMS,
     health_check_id: str | None = None,
+    service: str | None = None,
 ) -> Any:
     """The trigger ErrorRateSensor defers to for the lego-api green soak at 10 %, with the spec's defaults.
+
+    ``service`` names another service's APIs (``<service>-green`` / ``-blue``) for a soak of its own.
 
     Spec defaults: threshold 5 %, ``min_requests`` 20, CloudWatch period 60 s, window 300 s, live
     compared with a 1.5x margin. Only ``poll_interval`` differs from the shipped spec (30 s there), as
@@ -454,7 +459,7 @@ def soak_trigger(
     from bluegreen_provider.triggers.error_rate import ErrorRateTrigger
 
     def slot(name: str) -> WatchedSlot:
-        return WatchedSlot(name, ErrorRateQuery.from_dict(lego_query(name)))
+        return WatchedSlot(name, ErrorRateQuery.from_dict(lego_query(name, service)))
 
     soak = Soak(
         stage_pct=10,

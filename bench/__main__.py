@@ -126,6 +126,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="fewer repetitions, smaller scales (about 90 s)")
     parser.add_argument("--out", type=Path, default=RESULTS_PATH.parent, help="where results and charts go")
     parser.add_argument(
+        "--jobs",
+        type=int,
+        default=None,
+        help="benchmarks run at once, each in its own process (default 1; 3 with --quick, whose timings are not goals)",
+    )
+    parser.add_argument(
         "-p",
         "--param",
         type=_param,
@@ -136,6 +142,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     names = args.names or list(BENCHMARKS)
     params = dict(args.param)
+    jobs = args.jobs if args.jobs is not None else (3 if args.quick else 1)
+    if jobs > 1 and len(names) > 1:
+        return _parallel(names, args, jobs, argv if argv is not None else sys.argv[1:])
     airflow_env()
     host = machine()
     log(f"machine: {host}")
@@ -174,6 +183,61 @@ def main(argv: list[str] | None = None) -> int:
         for result in results:
             for note in result.notes:
                 print(f"note [{result.name}]: {note}")
+    if failed:
+        print(f"FAILED: {', '.join(failed)}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _parallel(names: list[str], args: argparse.Namespace, jobs: int, argv: list[str]) -> int:
+    """Run each benchmark in a child ``python -m bench NAME`` (``jobs`` at a time), then merge their results."""
+    import shutil
+    import subprocess
+    import tempfile
+
+    forwarded = ["--quick"] if args.quick else []
+    if args.reps is not None:
+        forwarded += ["--reps", str(args.reps)]
+    for key, value in args.param:
+        forwarded += ["-p", f"{key}={json.dumps(value)}"]
+    host = machine()
+    log(f"machine: {host}; {len(names)} benchmarks, {jobs} at a time")
+    failed: list[str] = []
+    args.out.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
+        pending = list(names)
+        running: dict[str, subprocess.Popen[bytes]] = {}
+        while pending or running:
+            while pending and len(running) < jobs:
+                name = pending.pop(0)
+                cmd = [sys.executable, "-m", "bench", name, "--jobs", "1", "--out", f"{tmp}/{name}", *forwarded]
+                running[name] = subprocess.Popen(cmd)
+            time.sleep(0.2)
+            for name, proc in list(running.items()):
+                if proc.poll() is not None:
+                    del running[name]
+                    if proc.returncode != 0:
+                        failed.append(name)
+        path = args.out / RESULTS_PATH.name
+        data: dict[str, Any] = {}
+        if path.exists():
+            with contextlib.suppress(json.JSONDecodeError, OSError):
+                data = json.loads(path.read_text())
+        benchmarks = data.get("benchmarks", {}) if isinstance(data.get("benchmarks"), dict) else {}
+        for name in names:
+            child = Path(tmp) / name / RESULTS_PATH.name
+            if not child.exists():
+                continue
+            entry = json.loads(child.read_text())["benchmarks"].get(name)
+            if entry is None:
+                continue
+            benchmarks[name] = entry
+            for plot in entry.get("plot_files", []):
+                shutil.copy(Path(tmp) / name / plot, args.out / plot)
+    command = ("python -m bench " + " ".join(argv)).strip()
+    data = {"command": command, "benchmarks": benchmarks}
+    path.write_text(json.dumps(data, indent=2, default=str) + "\n")
+    report.write(data, args.out / "RESULTS.md", command=command)
     if failed:
         print(f"FAILED: {', '.join(failed)}", file=sys.stderr)
         return 1
