@@ -117,7 +117,18 @@ def save(results: list[BenchResult], host: dict[str, Any], out_dir: Path, comman
     return data
 
 
+def _stop_on_sigterm() -> None:
+    """SIGTERM unwinds like Ctrl-C, so sandboxes and Airflow stacks are stopped by their context managers."""
+    import signal
+
+    def stop(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    signal.signal(signal.SIGTERM, stop)
+
+
 def main(argv: list[str] | None = None) -> int:
+    _stop_on_sigterm()
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
     parser.add_argument(
         "names", nargs="*", choices=[[], *BENCHMARKS, *EXTRA], metavar="name", help=", ".join([*BENCHMARKS, *EXTRA])

@@ -88,12 +88,17 @@ class StoryDeployment:
         route53 = self.sandbox.clients()("route53")
         cloudwatch = self.sandbox.clients()("cloudwatch")
         while not self._stop.wait(MONITOR_EVERY_SECONDS * self.scale):
-            firing = cloudwatch.describe_alarms(AlarmNames=list(LEGO_ALARMS), StateValue="ALARM")["MetricAlarms"]
+            found = cloudwatch.describe_alarms(AlarmNames=list(LEGO_ALARMS), StateValue="ALARM")["MetricAlarms"]
+            # CloudWatch applies both filters; moto ignores StateValue when AlarmNames is given.
+            firing = [a for a in found if a["StateValue"] == "ALARM"]
             if firing:
                 moved = bool(self.sandbox.weights().get("green"))
                 _change(route53, self.sandbox.hosted_zone_id, 100, 0, "Automatic rollback due to critical alarms")
                 names = ", ".join(a["AlarmName"] for a in firing)
-                self._log(f"monitor: rollback ({names})" if moved else f"monitor (no change): rollback ({names})")
+                if moved:
+                    self._log(f"monitor: rollback ({names}; {firing[0]['StateReason'][:160]})")
+                else:
+                    self._log(f"monitor (no change): rollback ({names})")
 
     def run(self, settle_seconds: float) -> list[tuple[float, str]]:
         """Run the script to its end, keep the monitor on for ``settle_seconds`` more, then stop it."""

@@ -60,14 +60,14 @@ def _intervals(samples: list[tuple[float, str | None]], states: tuple[str, ...])
 
 
 def _deploy(world: Any, conf: dict[str, Any], timeout: float) -> dict[str, Any]:
-    from tests.e2e.airflow_world import DAG_ID
+    from tests.e2e.airflow_world import DAG_ID, parking_exit_processed
 
     run_id = f"bench_{uuid.uuid4().hex[:6]}"
     world.airflow.api(
         "POST", f"/api/v2/dags/{DAG_ID}/dagRuns", {"dag_run_id": run_id, "logical_date": None, "conf": conf}
     )
     samples: dict[str, list[tuple[float, str | None]]] = {}
-    approved_at = None
+    approved_at, approved_try = None, None
     deadline = time.monotonic() + timeout
     state = "queued"
     while time.monotonic() < deadline:
@@ -75,7 +75,15 @@ def _deploy(world: Any, conf: dict[str, Any], timeout: float) -> dict[str, Any]:
         tis = world.task_instances(run_id)
         for task, ti in tis.items():
             samples.setdefault(task, []).append((now, ti["state"]))
-        if approved_at is None and tis.get("approval", {}).get("state") == "awaiting_input":
+        approval = tis.get("approval", {})
+        # Answer only once the worker's exit from parking is processed: an answer before it meets a stale
+        # "success" of the same try, which the scheduler fails as killed externally (see stack.py).
+        if (
+            approval.get("state") == "awaiting_input"
+            and approval.get("try_number") != approved_try
+            and parking_exit_processed(world, run_id, "approval")
+        ):
+            approved_try = approval.get("try_number")
             path = f"{world.run_path(run_id)}/taskInstances/approval/-1/hitlDetails"
             world.airflow.api("PATCH", path, {"chosen_options": ["Approve"], "params_input": {}})
             approved_at = time.time()
@@ -144,7 +152,14 @@ def run(
         )
         started = time.monotonic()
         with airflow_world(
-            Path(tmp), airflow_env={"PYTHONPATH": pythonpath, "BENCH_CALLS_DIR": str(calls_dir)}
+            Path(tmp),
+            airflow_env={
+                "PYTHONPATH": pythonpath,
+                "BENCH_CALLS_DIR": str(calls_dir),
+                # The bench runs at WARNING; the approval is answered once the scheduler's INFO line
+                # says the parked worker's exit was handled.
+                "AIRFLOW__LOGGING__LOGGING_LEVEL": "INFO",
+            },
         ) as world:
             log(f"{NAME}: Airflow up in {time.monotonic() - started:.0f} s")
             dag_ready(world)
