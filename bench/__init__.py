@@ -192,6 +192,8 @@ def aws_scaled(scale: float, **overrides: Any) -> dict[str, Any]:
 
     aws = PROFILES["aws"]
     period = max(1, round(aws.metrics_period_seconds * scale))  # type: ignore[operator]
+    if period not in (1, 5, 10, 30) and period % 60:
+        raise ValueError(f"scale {scale:g} gives a {period} s metrics period; CloudWatch takes 1, 5, 10, 30 or n x 60")
     settings: dict[str, Any] = {
         "profile": "aws",
         "propagation_seconds": aws.propagation_seconds * scale,

@@ -33,6 +33,16 @@ BENCHMARKS: tuple[str, ...] = (
     "trigger_footprint",
     "worker_slots",
 )
+# Longest first, so that parallel runs (--quick) end soon after the slowest benchmark.
+PARALLEL_ORDER: tuple[str, ...] = (
+    "trigger_footprint",
+    "blast_radius",
+    "rollback_visibility",
+    "rollback_storm",
+    "api_cost",
+    "dag_parse",
+    "worker_slots",
+)
 # Older single-purpose benchmarks, run only when named.
 EXTRA: tuple[str, ...] = ("breach_detection", "rollback_time", "plan_latency")
 
@@ -216,7 +226,7 @@ def _parallel(names: list[str], args: argparse.Namespace, jobs: int, argv: list[
     failed: list[str] = []
     args.out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
-        pending = list(names)
+        pending = sorted(names, key=lambda n: PARALLEL_ORDER.index(n) if n in PARALLEL_ORDER else len(PARALLEL_ORDER))
         running: dict[str, subprocess.Popen[bytes]] = {}
         while pending or running:
             while pending and len(running) < jobs:

@@ -279,7 +279,7 @@ def run(
     *,
     counts: list[int] | None = None,
     polls: list[float] | None = None,
-    periods: float = 2.2,
+    periods: float = 2.0,
     rate: float = 20.0,
     quick: bool = False,
 ) -> BenchResult:
