@@ -40,7 +40,7 @@ OWNER = "bench_deploy/bench_run"
 
 def summarize(samples: Sequence[float]) -> dict[str, float | int | None]:
     """median / p95 / max (and n, min) of a sample; p95 by nearest rank, so it is a value actually seen."""
-    values = sorted(float(v) for v in samples)
+    values = sorted(float(v) for v in samples if v is not None)
     if not values:
         return {"n": 0, "median": None, "p95": None, "max": None, "min": None}
     rank = max(1, math.ceil(0.95 * len(values)))

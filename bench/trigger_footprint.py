@@ -75,12 +75,19 @@ class _PollClock:
         self.watches: set[int] = set()
         self.starts: dict[int, list[float]] = {}
 
-    def periods(self, since: float, until: float) -> list[float]:
-        """Time between consecutive poll starts of the same trigger, within [since, until]."""
+    def periods(self, since: float, until: float, interval: float = float("inf")) -> list[float]:
+        """Time between consecutive poll starts of the same trigger, within [since, until].
+
+        A trigger whose next poll was overdue at ``until`` (more than ``interval`` since its last start)
+        adds that open gap, a lower bound, so polls that fall behind are not left out of the figures.
+        """
         out = []
         for starts in self.starts.values():
             inside = [t for t in starts if since <= t <= until]
             out += [b - a for a, b in itertools.pairwise(inside)]
+            before = [t for t in starts if t <= until]
+            if before and until - before[-1] > interval:
+                out.append(until - before[-1])
         return out
 
     def install(self) -> None:
@@ -158,7 +165,7 @@ async def _steady(n: int, seconds: float, poll: float, health_check_id: str | No
     await lag_task
     steady_polls = polls1 - polls0
     window = wall1 - wall0
-    periods = clock.periods(wall0, wall1)
+    periods = clock.periods(wall0, wall1, poll)
     return {
         "steady_seconds": window,
         "steady_polls": steady_polls,
@@ -283,7 +290,7 @@ def run(
     rate: float = 20.0,
     quick: bool = False,
 ) -> BenchResult:
-    """``periods``: the steady window, in poll intervals (at least 2, so every soak has a poll period)."""
+    """``periods``: the steady window in poll intervals (at least 2; 4 plus a second below a 10 s poll)."""
     from bluegreen_provider.hooks.route53 import Route53Hook
     from bluegreen_provider.sandbox import Sandbox
 
@@ -310,7 +317,9 @@ def run(
         for _ in range(reps):
             for poll in polls:
                 for n in counts:
-                    report = _child_run(env, n, max(2 * poll + 1, periods * poll), poll, health_check_id)
+                    report = _child_run(
+                        env, n, max(4 * poll + 1 if poll < 10 else 2 * poll + 1, periods * poll), poll, health_check_id
+                    )
                     children.setdefault(f"{n}@{poll:g}", []).append(report)
                     lag = report["poll_lag_s"]
                     log(
