@@ -120,7 +120,8 @@ def save(results: list[BenchResult], host: dict[str, Any], out_dir: Path, comman
         files = report.draw(result.plots, out_dir)
         load = result.details.get("load_avg", {})
         own_host = {**host, "load_avg": load.get("before", host.get("load_avg")), "load_avg_after": load.get("after")}
-        benchmarks[result.name] = {**result.to_dict(), "machine": own_host, "plot_files": files}
+        # The charts' data stays in the entry, so they can be drawn again from results.json alone.
+        benchmarks[result.name] = {**result.to_dict(), "machine": own_host, "plot_files": files, "plots": result.plots}
     data = {"command": command, "benchmarks": benchmarks}
     path.write_text(json.dumps(data, indent=2, default=str) + "\n")
     report.write(data, out_dir / "RESULTS.md", command=command)
