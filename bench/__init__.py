@@ -40,7 +40,7 @@ OWNER = "bench_deploy/bench_run"
 
 def summarize(samples: Sequence[float]) -> dict[str, float | int | None]:
     """median / p95 / max (and n, min) of a sample; p95 by nearest rank, so it is a value actually seen."""
-    values = sorted(float(v) for v in samples)
+    values = sorted(float(v) for v in samples if v is not None)
     if not values:
         return {"n": 0, "median": None, "p95": None, "max": None, "min": None}
     rank = max(1, math.ceil(0.95 * len(values)))
@@ -81,9 +81,25 @@ class BenchResult:
     notes: list[str] = field(default_factory=list)
     seconds: float = 0.0
     measured_at: str = ""
+    goals: list[Goal] = field(default_factory=list)
+    # Charts to draw next to RESULTS.md: {"file", "title", "kind": "line"|"bar", "series"/"bars", labels}.
+    plots: list[dict[str, Any]] = field(default_factory=list)
+    # Markdown tables (header row + rows) for RESULTS.md, in the order added.
+    tables: list[dict[str, Any]] = field(default_factory=list)
 
     def add(self, name: str, unit: str, samples: Sequence[float], note: str = "") -> None:
         self.metrics.append(Metric.of(name, unit, samples, note))
+
+    def goal(
+        self, name: str, target: float, measured: float | None, unit: str, *, at_most: bool = True, limit: str = ""
+    ) -> Goal:
+        """Record a goal: met when ``measured`` is at most (or at least) ``target``."""
+        goal = Goal(name, target, measured, unit, at_most, limit)
+        self.goals.append(goal)
+        return goal
+
+    def table(self, title: str, header: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+        self.tables.append({"title": title, "header": list(header), "rows": [list(r) for r in rows]})
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -93,7 +109,103 @@ class BenchResult:
             "metrics": [m.to_dict() for m in self.metrics],
             "details": self.details,
             "notes": self.notes,
+            "goals": [g.to_dict() for g in self.goals],
+            "tables": self.tables,
         }
+
+
+@dataclass
+class Goal:
+    """A target from the story or the design: met or missed, and by how much."""
+
+    name: str
+    target: float
+    measured: float | None
+    unit: str
+    at_most: bool = True
+    limit: str = ""  # what limits the figure (filled in by the benchmark)
+
+    @property
+    def met(self) -> bool:
+        if self.measured is None or math.isnan(self.measured):
+            return False
+        return self.measured <= self.target if self.at_most else self.measured >= self.target
+
+    def verdict(self) -> str:
+        if self.measured is None:
+            return "not measured"
+        sign = "≤" if self.at_most else "≥"
+        if self.met:
+            return f"met ({fmt(self.measured)} {self.unit} {sign} {fmt(self.target)})"
+        gap = self.measured - self.target if self.at_most else self.target - self.measured
+        ratio = self.measured / self.target if self.target and self.at_most else None
+        extra = f", {ratio:.1f}x the target" if ratio else ""
+        return f"missed by {fmt(gap)} {self.unit} ({fmt(self.measured)} vs {sign} {fmt(self.target)}{extra})"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "target": self.target,
+            "measured": self.measured,
+            "unit": self.unit,
+            "at_most": self.at_most,
+            "met": self.met,
+            "verdict": self.verdict(),
+            "limit": self.limit,
+        }
+
+
+def fmt(value: Any) -> str:
+    """A number short enough for a table cell."""
+    if value is None:
+        return "-"
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return str(value)
+    if isinstance(value, int) or (float(value).is_integer() and abs(value) < 1e6):
+        return str(int(value))
+    if abs(value) >= 100:
+        return f"{value:.0f}"
+    if abs(value) >= 10:
+        return f"{value:.1f}"
+    if abs(value) >= 0.01:
+        return f"{value:.2f}"
+    return f"{value:.2e}"
+
+
+def spread(samples: Sequence[float]) -> str:
+    """``median [min-max]`` of a sample, for a table cell."""
+    s = summarize(samples)
+    if not s["n"]:
+        return "-"
+    if s["n"] == 1:
+        return fmt(s["median"])
+    return f"{fmt(s['median'])} [{fmt(s['min'])}-{fmt(s['max'])}]"
+
+
+def aws_scaled(scale: float, **overrides: Any) -> dict[str, Any]:
+    """The ``aws`` profile's timings multiplied by ``scale`` (its rate limits unchanged).
+
+    The metrics period is rounded to whole seconds (CloudWatch periods are integers); the lag is
+    kept at twice the period, as in the profile (60 s datapoints, 120 s late).
+    """
+    from bluegreen_provider.sandbox.profile import PROFILES
+
+    aws = PROFILES["aws"]
+    period = max(1, round(aws.metrics_period_seconds * scale))  # type: ignore[operator]
+    if period not in (1, 5, 10, 30) and period % 60:
+        raise ValueError(f"scale {scale:g} gives a {period} s metrics period; CloudWatch takes 1, 5, 10, 30 or n x 60")
+    settings: dict[str, Any] = {
+        "profile": "aws",
+        "propagation_seconds": aws.propagation_seconds * scale,
+        "dns_ttl_seconds": aws.dns_ttl_seconds * scale,
+        "metrics_period_seconds": float(period),
+        "metrics_lag_seconds": float(2 * period),
+        "prior_request_seconds": aws.prior_request_seconds * scale,
+        # Eight health checkers probing every slot cost CPU this 2-core host needs; no rule here uses them.
+        "health_checkers": 0,
+    }
+    settings.update(overrides)
+    return settings
 
 
 def machine() -> dict[str, Any]:
@@ -306,12 +418,16 @@ def green_tally(sandbox: Sandbox) -> tuple[int, int, int]:
     return int(green["requests"]), int(green["errors"]), int(green["function_errors"])
 
 
-def lego_query(slot: str = "green") -> dict[str, Any]:
-    """The error-rate query the soak builds for the lego-api candidate (Lambda metrics, the spec's default)."""
-    from bluegreen_provider.hooks.cloudwatch import ErrorRateQuery
-    from bluegreen_provider.sandbox.world import FUNCTIONS, alias_name
+def lego_query(slot: str = "green", service: str | None = None) -> dict[str, Any]:
+    """The error-rate query the soak builds for a slot of lego-api (or of ``service``).
 
-    return ErrorRateQuery.lambda_aliases(list(FUNCTIONS), alias_name(slot)).to_dict()
+    API Gateway ``Count``/``5XXError`` of the slot's API, as the example service configures it
+    (``metrics_source: apigateway``): Lambda's ``Errors`` would miss the 500s a handler returns itself.
+    """
+    from bluegreen_provider.hooks.cloudwatch import ErrorRateQuery
+    from bluegreen_provider.sandbox.world import API_NAME
+
+    return ErrorRateQuery.api_gateway(f"{service or API_NAME}-{slot}").to_dict()
 
 
 def log(message: str) -> None:
@@ -330,8 +446,11 @@ def soak_trigger(
     min_requests: int = 20,
     alarms: Sequence[str] = LEGO_ALARMS,
     health_check_id: str | None = None,
+    service: str | None = None,
 ) -> Any:
     """The trigger ErrorRateSensor defers to for the lego-api green soak at 10 %, with the spec's defaults.
+
+    ``service`` names another service's APIs (``<service>-green`` / ``-blue``) for a soak of its own.
 
     Spec defaults: threshold 5 %, ``min_requests`` 20, CloudWatch period 60 s, window 300 s, live
     compared with a 1.5x margin. Only ``poll_interval`` differs from the shipped spec (30 s there), as
@@ -342,7 +461,7 @@ def soak_trigger(
     from bluegreen_provider.triggers.error_rate import ErrorRateTrigger
 
     def slot(name: str) -> WatchedSlot:
-        return WatchedSlot(name, ErrorRateQuery.from_dict(lego_query(name)))
+        return WatchedSlot(name, ErrorRateQuery.from_dict(lego_query(name, service)))
 
     soak = Soak(
         stage_pct=10,
