@@ -40,8 +40,10 @@ def test_unhealthy_release_fails_the_check_after_interval_times_threshold(aws_sa
         lambda: (sandbox.health_check_status(check) or {}).get("healthy") is False, timeout=20, what="unhealthy check"
     )
     took = sandbox.health_check_status(check)["unhealthy_since"] - deployed
-    # 3 failed probes 0.5 s apart per checker, the 7th checker's third failure decides it
-    assert 10 * SCALE * 2 <= took <= 10 * SCALE * 3 + 1.0
+    # 3 failed probes 0.5 s apart per checker, the 7th checker's third failure decides it. A probe
+    # delayed by a loaded machine keeps its schedule (the next one is not pushed back), so the three
+    # can span as little as one interval and a bit; never a single probe's verdict.
+    assert 10 * SCALE < took <= 10 * SCALE * 3 + 1.0
     observations = route53.get_health_check_status(HealthCheckId=check)["HealthCheckObservations"]
     assert all("HTTP Status Code 503" in o["StatusReport"]["Status"] for o in observations)
     wait_until(lambda: _route53_metric(sandbox, check) == 0.0, timeout=10, what="HealthCheckStatus metric 0")
