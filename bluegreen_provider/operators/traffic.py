@@ -1,4 +1,4 @@
-"""The traffic stages: move the candidate's Route53 weight to one step, and promote at 100 %."""
+"""The traffic stages: move the candidate's share to one step through the service's router, and promote at 100 %."""
 
 from __future__ import annotations
 
@@ -24,9 +24,11 @@ MARKED_SUCCESS = {"via": "marked success in the UI (no response recorded)"}
 
 class ShiftWeightOperator(StageOperator):
     """
-    Set the candidate slot's share of traffic to ``candidate_pct`` with one atomic Route53 change.
+    Set the candidate slot's share of traffic to ``candidate_pct`` with one atomic state transition.
 
-    Reads its truth back from Route53: a step already in place is a no-op, and the split read after
+    The service's traffic router carries the split (Route53 weighted sets, or the live Lambda alias's
+    weighted routing); the transition is a Route53 change of the state record either way, and the
+    stage reads its truth back from AWS: a step already in place is a no-op, and the split read after
     the change must equal the target. Waits for INSYNC on the triggerer, not a worker, and watches
     the candidate meanwhile (the new share serves requests before INSYNC): a breach then fails the
     task and rolls back. Before promotion it judges the last window again. At 100 %
