@@ -22,9 +22,12 @@ $(VENV)/.installed: pyproject.toml
 demo: install
 	$(PY) -m bluegreen_provider.demo --scenario $(SCENARIO) --profile $(PROFILE)
 
+# Unit and integration tests share nothing but the machine: two workers, a file at a time each. The
+# end-to-end and reliability tests start whole Airflow stacks and soak in real time: one at a time.
 test: install
 	$(VENV)/bin/ruff check .
-	$(VENV)/bin/pytest -q -p no:cacheprovider
+	$(VENV)/bin/pytest -q -p no:cacheprovider -n 2 --dist loadfile tests/unit tests/integration
+	$(VENV)/bin/pytest -q -p no:cacheprovider tests/e2e tests/chaos
 
 # The reliability suite (tests/chaos), slow cases included; its table is tests/chaos/RESULTS.md.
 # `make test` runs the fast cases (slow ones run only when pytest is pointed at tests/chaos).
