@@ -152,7 +152,9 @@ async def _steady(n: int, seconds: float, poll: float, health_check_id: str | No
     tasks = [asyncio.create_task(_consume(t, events)) for t in triggers]
     warm_started = time.perf_counter()
     await _all_polled(clock, n)
-    await asyncio.sleep(poll)  # let the slowest trigger's next poll start from a warm client
+    # Every client is built once each soak polled; a few seconds more and no first poll's work is still
+    # running when the window opens (a whole interval more at 30 s would only add idle time).
+    await asyncio.sleep(min(poll, 5.0))
     warmup = time.perf_counter() - warm_started
     polls0, cpu0, wall0 = clock.count, time.process_time(), time.perf_counter()
     durations0, lags0 = len(clock.durations), len(lags)

@@ -46,7 +46,7 @@ from tests.e2e.conftest import FAST, deployment_state
 
 pytestmark = [pytest.mark.e2e, pytest.mark.postgres, pytest.mark.timeout(900)]
 
-SOAK_10_SECONDS = 60  # far longer than a breach takes to show: only a breach can end it early
+SOAK_10_SECONDS = 30  # several times what a breach takes to show: only a breach can end it early
 RETENTION_SECONDS = 20  # long enough that teardown_blue must wait for it on the triggerer
 LONG_SOAK_SECONDS = 600  # a soak that is still running when a person marks the run failed
 MARK_FAILED_RESTORE_SECONDS = FAST["poll_interval_seconds"] + 15  # mark failed -> live slot has 100 % again
