@@ -22,10 +22,11 @@ from __future__ import annotations
 import copy
 import json
 from collections.abc import Mapping
+from contextlib import nullcontext
 from datetime import datetime, timedelta
 from typing import Any
 
-from airflow.sdk import DAG, Param, TriggerRule, chain
+from airflow.sdk import DAG, Param, TaskGroup, TriggerRule
 
 from bluegreen_provider.notifications import ApprovalNotifier, overdue_alert
 from bluegreen_provider.operators.deploy import DeployGreenOperator
@@ -190,81 +191,165 @@ def deployment_dag(
         doc_md=__doc__,
         **dag_kwargs,
     ) as dag:
-        plan = PlanDeploymentOperator(
-            task_id="plan",
-            spec=run_spec,
-            dry_run="{{ params.dry_run }}",
-            stage_weights=[step.weight for step in spec.steps],
-            run_params=[*_RUN_PARAMS, "dry_run"],
-            aws_conn_id=aws_conn_id,
-            region_name=region_name,
-            retries=stage_retries,
-            retry_delay=stage_retry_delay,
-        )
-        stages: list[Any] = [DeployGreenOperator(task_id="deploy_green", **stage_args)]
+        retry = {"retries": stage_retries, "retry_delay": stage_retry_delay}
+        regions = [
+            _RegionStages.build(
+                region,
+                run_spec,
+                stage_args=stage_args if not spec.regions else {**stage_args, "region_name": region.region_name},
+                retry=retry,
+                grouped=bool(spec.regions),
+            )
+            for region in spec.region_specs()
+        ]
+        migrations = None
         if spec.migrations:
             m = spec.migrations
-            stages.append(
-                RunMigrationsOperator(
-                    task_id="run_migrations",
-                    postgres_conn_id=m.conn_id,
-                    migrations_folder=m.folder,
-                    command=m.command,
-                    env=dict(m.env) if m.env else None,
-                    pass_env=list(m.pass_env) if m.pass_env else None,
-                    lock_key=f"bluegreen:{spec.service}",
-                    lock_timeout_seconds=m.lock_timeout_seconds,
-                    statement_timeout_seconds=m.statement_timeout_seconds,
-                    deadline_seconds=m.deadline_seconds,
-                    on_failure_callback=rollback_on_failure,
-                    retries=stage_retries,
-                    retry_delay=stage_retry_delay,
-                )
+            migrations = RunMigrationsOperator(
+                task_id="run_migrations",
+                postgres_conn_id=m.conn_id,
+                migrations_folder=m.folder,
+                command=m.command,
+                env=dict(m.env) if m.env else None,
+                pass_env=list(m.pass_env) if m.pass_env else None,
+                lock_key=f"bluegreen:{spec.service}",
+                lock_timeout_seconds=m.lock_timeout_seconds,
+                statement_timeout_seconds=m.statement_timeout_seconds,
+                deadline_seconds=m.deadline_seconds,
+                on_failure_callback=rollback_on_failure,
+                **retry,
             )
-        stages.append(HealthCheckOperator(task_id="health_check", **stage_args))
-        for step in spec.canary_steps:
-            stages.append(
-                ShiftWeightOperator(task_id=f"shift_{_pct(step.weight)}", candidate_pct=step.weight, **stage_args)
-            )
-            stages.append(ErrorRateSensor(task_id=f"soak_{_pct(step.weight)}", stage_pct=step.weight, **stage_args))
+        first = regions[0]
         approval = ApprovalSensor(
             task_id="approval",
-            evidence_task_ids=[f"soak_{_pct(s.weight)}" for s in spec.canary_steps],
-            promote_task_ids=["shift_100", "teardown_blue"],
+            evidence_task_ids=[r.id(f"soak_{_pct(s.weight)}") for s in spec.canary_steps for r in regions],
+            promote_task_ids=[r.id(t) for r in regions for t in ("shift_100", "teardown_blue")],
+            region_plan_task_ids={r.region: r.id("plan") for r in regions} if spec.regions else None,
             assigned_users=spec.approvers or None,
             notifiers=[ApprovalNotifier(spec.notifications)] if spec.notifications else None,
-            **stage_args,
+            plan_task_id=first.id("plan"),
+            **{**stage_args, "region_name": first.region_name},
         )
-        promote = ShiftWeightOperator(task_id="shift_100", candidate_pct=100, approval_task_id="approval", **stage_args)
-        teardown = TeardownBlueOperator(
-            task_id="teardown_blue",
-            aws_conn_id=aws_conn_id,
-            region_name=region_name,
-            retries=max(2, stage_retries),
-            retry_delay=stage_retry_delay,
-        )
-        hold = HoldOperator(
-            task_id="hold",
-            aws_conn_id=aws_conn_id,
-            region_name=region_name,
-            trigger_rule=TriggerRule.ALL_DONE,
-            retries=stage_retries,
-            retry_delay=stage_retry_delay,
-        )
-        rollback = RollbackOperator(
-            task_id="rollback",
-            aws_conn_id=aws_conn_id,
-            region_name=region_name,
-            retries=3,
-            retry_delay=timedelta(seconds=10),
-        )
-        chain(plan, *stages, approval, promote, teardown)
-        approval >> hold
-        # The rollback is the run's teardown: Airflow runs it however the run ends, also when a person
-        # marks the run failed (no callback runs then). It waits for the deployment stages, not for the
-        # 24 h retention.
-        [*stages, approval, promote, hold] >> rollback.as_teardown(setups=plan)
+        # deploy everywhere -> migrate once -> health everywhere -> each step (lockstep, or the first
+        # region first in waves) -> one approval -> promote and tear down everywhere.
+        before = [r.deploy for r in regions]
+        if migrations is not None:
+            before >> migrations
+            before = [migrations]
+        for r in regions:
+            before >> r.health
+        before = [r.health for r in regions]
+        for index in range(len(spec.canary_steps)):
+            waves = [regions[:1], regions[1:]] if spec.region_rollout == "waves" else [regions]
+            for wave in waves:
+                for r in wave:
+                    before >> r.shifts[index]
+                before = [r.soaks[index] for r in wave]
+            before = [r.soaks[index] for r in regions]
+        before >> approval
+        for r in regions:
+            approval >> r.promote >> r.teardown
+            approval >> r.hold
+            # The rollback is the run's teardown: Airflow runs it however the run ends, also when a
+            # person marks the run failed (no callback runs then). It waits for the deployment stages
+            # (every region's: a breach anywhere rolls every region back), not for the 24 h retention.
+            everything = [t for other in regions for t in other.stages] + [approval]
+            if migrations is not None:
+                everything.append(migrations)
+            everything >> r.rollback.as_teardown(setups=r.plan)
     return dag
+
+
+class _RegionStages:
+    """One region's stages; task ids are ``<region>.<stage>`` when the service lists regions."""
+
+    def __init__(self, region: DeploymentSpec, grouped: bool) -> None:
+        self.region = region.region_name or ""
+        self.region_name = region.region_name
+        self.prefix = f"{self.region}." if grouped else ""
+
+    def id(self, stage: str) -> str:
+        return self.prefix + stage
+
+    @classmethod
+    def build(
+        cls,
+        region: DeploymentSpec,
+        run_spec: Mapping[str, Any],
+        *,
+        stage_args: Mapping[str, Any],
+        retry: Mapping[str, Any],
+        grouped: bool,
+    ) -> _RegionStages:
+        self = cls(region, grouped)
+        region_spec = {**run_spec, **_region_keys(region)}
+        aws = {"aws_conn_id": stage_args["aws_conn_id"], "region_name": stage_args["region_name"]}
+        args = {**stage_args, "plan_task_id": self.id("plan")}
+        with TaskGroup(self.region, tooltip=f"{region.record_name} in {self.region}") if grouped else nullcontext():
+            self.plan = PlanDeploymentOperator(
+                task_id="plan",
+                spec=region_spec,
+                dry_run="{{ params.dry_run }}",
+                stage_weights=[step.weight for step in region.steps],
+                run_params=[*_RUN_PARAMS, "dry_run"],
+                **aws,
+                **retry,
+            )
+            self.deploy = DeployGreenOperator(task_id="deploy_green", **args)
+            self.health = HealthCheckOperator(task_id="health_check", **args)
+            self.shifts, self.soaks = [], []
+            for step in region.canary_steps:
+                pct = _pct(step.weight)
+                self.shifts.append(ShiftWeightOperator(task_id=f"shift_{pct}", candidate_pct=step.weight, **args))
+                self.soaks.append(
+                    ErrorRateSensor(
+                        task_id=f"soak_{pct}", stage_pct=step.weight, shift_task_id=self.id(f"shift_{pct}"), **args
+                    )
+                )
+                self.shifts[-1] >> self.soaks[-1]
+            self.promote = ShiftWeightOperator(
+                task_id="shift_100", candidate_pct=100, approval_task_id="approval", **args
+            )
+            self.teardown = TeardownBlueOperator(
+                task_id="teardown_blue",
+                promote_task_id=self.id("shift_100"),
+                plan_task_id=self.id("plan"),
+                **aws,
+                retries=max(2, retry["retries"]),
+                retry_delay=retry["retry_delay"],
+            )
+            self.hold = HoldOperator(
+                task_id="hold", plan_task_id=self.id("plan"), trigger_rule=TriggerRule.ALL_DONE, **aws, **retry
+            )
+            self.rollback = RollbackOperator(
+                task_id="rollback",
+                hold_task_id=self.id("hold"),
+                plan_task_id=self.id("plan"),
+                **aws,
+                retries=3,
+                retry_delay=timedelta(seconds=10),
+            )
+        self.plan >> self.deploy
+        return self
+
+    @property
+    def stages(self) -> list[Any]:
+        """The tasks this region's rollback waits for."""
+        return [self.deploy, self.health, *self.shifts, *self.soaks, self.promote, self.hold]
+
+
+def _region_keys(region: DeploymentSpec) -> dict[str, Any]:
+    """What a region's spec changes in the service's run spec (nothing for a single-region service)."""
+    if region.region_name is None:
+        return {}
+    return {
+        "region_name": region.region_name,
+        "record_name": region.record_name,
+        "hosted_zone": region.hosted_zone,
+        "alarms": list(region.alarms),
+        "regions": [],
+        "region_rollout": "lockstep",
+    }
 
 
 def rollback_dag(

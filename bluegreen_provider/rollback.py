@@ -66,26 +66,50 @@ def outcome_summary(outcome: Outcome) -> dict[str, Any]:
     }
 
 
+def plan_task_ids(task: Any) -> list[str]:
+    """Every plan task of the failing task's DAG: one per region, each region's rollback to send.
+
+    A breach anywhere rolls every region back; a single-region DAG has the one ``plan``.
+    """
+    has_dag = getattr(task, "has_dag", None)
+    dag = task.dag if callable(has_dag) and has_dag() else None
+    own = getattr(task, "plan_task_id", "plan")
+    found = [t for t in (dag.task_ids if dag is not None else []) if t == "plan" or t.endswith(".plan")]
+    return sorted(set(found) | {own}, key=lambda t: (t != own, t))
+
+
 def rollback_on_failure(context: Mapping[str, Any]) -> None:
     """``on_failure_callback`` for every stage: send the rollback at once and return; never raises.
 
-    Hooks come from the failing task's ``aws_conn_id``/``region_name``. The ``rollback`` task that
-    follows waits for INSYNC and checks the split.
+    Sent for every region of the DAG (each region's plan), the failing task's first. Hooks come from
+    the failing task's ``aws_conn_id``, in each region's ``region_name``. The ``rollback`` task of each
+    region that follows waits for INSYNC and checks the split.
     """
+    for plan_task_id in plan_task_ids(context.get("task")):
+        _rollback_region(context, plan_task_id)
+
+
+def _rollback_region(context: Mapping[str, Any], plan_task_id: str) -> None:
     task_id = "?"
     try:
         task = context["task"]
         ti = context["ti"]
         task_id = ti.task_id
-        raw = ti.xcom_pull(task_ids=getattr(task, "plan_task_id", "plan"))
+        raw = ti.xcom_pull(task_ids=plan_task_id)
         if not raw:
-            log.warning("Task %s failed before any traffic moved; nothing to roll back.", task_id)
+            region = plan_task_id.rpartition(".")[0]
+            log.warning(
+                "Task %s failed before any traffic moved; nothing to roll back%s.",
+                task_id,
+                f" in {region}" if region else "",
+            )
             return
         from bluegreen_provider.hooks.route53 import Route53Hook
 
         plan = Plan.from_dict(raw)
         route53 = Route53Hook(
-            aws_conn_id=getattr(task, "aws_conn_id", "aws_default"), region_name=getattr(task, "region_name", None)
+            aws_conn_id=getattr(task, "aws_conn_id", "aws_default"),
+            region_name=plan.spec.region_name or getattr(task, "region_name", None),
         )
         dag_run = context["dag_run"]
         cause = context.get("exception") or "see its log (failure reported by Airflow)"
@@ -95,8 +119,9 @@ def rollback_on_failure(context: Mapping[str, Any]) -> None:
             f"{task_id} failed: {cause}",
         )
         log.error(
-            "AUTOMATIC ROLLBACK after %s failed: traffic %s -> %s (change %s; the rollback task confirms INSYNC)",
+            "AUTOMATIC ROLLBACK after %s failed: %s%s -> %s (change %s; the rollback task confirms INSYNC)",
             task_id,
+            f"{plan.spec.region_name}: " if plan.spec.region_name else "traffic ",
             describe_split(plan.spec, outcome.before.split),
             describe_split(plan.spec, outcome.state.split),
             outcome.change_id,

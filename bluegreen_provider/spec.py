@@ -22,6 +22,8 @@ SLOT_NAMES = ("blue", "green")
 MAX_ROUTE53_WEIGHT = 255
 POST_PROMOTION_POLICIES = ("rollback", "notify", "off")
 APPROVAL_MODES = ("required", "auto")
+# How several regions move: all at each step together, or the first region first at each step.
+REGION_ROLLOUTS = ("lockstep", "waves")
 # What a deployment tells people about (bluegreen_provider.notifications words each one).
 NOTIFICATION_EVENTS = (
     "approval_needed",
@@ -276,6 +278,20 @@ DEFAULT_STEPS = (Step(10, 300), Step(50, 600), Step(100, 0))
 
 
 @dataclass(frozen=True)
+class RegionSpec:
+    """One region of a multi-region service: its own record (and state record), zone and alarms.
+
+    The functions, aliases, steps and thresholds are the service's; the region's Lambda and
+    CloudWatch are reached in ``region_name``.
+    """
+
+    region_name: str
+    record_name: str
+    hosted_zone: str | None = None  # the service's zone when not given
+    alarms: tuple[str, ...] | None = None  # the service's alarm names when not given
+
+
+@dataclass(frozen=True)
 class HealthSpec:
     """Health checks on the candidate before it takes traffic (story AC 5)."""
 
@@ -487,6 +503,11 @@ class DeploymentSpec:
     # One release for every function that names no code itself; ``functions`` hold the result.
     release: Release | None = None
     notifications: NotificationSpec | None = None
+    # Where this spec's Lambda and CloudWatch live; None: the connection's region.
+    region_name: str | None = None
+    # Several regions in one release (each its own record); empty: the one region above.
+    regions: tuple[RegionSpec, ...] = ()
+    region_rollout: str = "lockstep"
 
     # -- construction ---------------------------------------------------------------------------
     @classmethod
@@ -570,10 +591,15 @@ class DeploymentSpec:
             )
         if release is not None and not release.problems():  # validate() lists the release's problems
             functions = release.apply(functions)
+        built_regions = [build(RegionSpec, item, f"regions[{i}]") for i, item in enumerate(listed("regions", ()))]
+        regions = tuple(
+            replace(r, alarms=tuple(r.alarms)) if isinstance(r.alarms, list) else r for r in built_regions if r
+        )
 
         scalars = {
             k: raw[k]
-            for k in known - {"slots", "functions", "steps", "health", "migrations", "release", "notifications"}
+            for k in known
+            - {"slots", "functions", "steps", "health", "migrations", "release", "notifications", "regions"}
             if k in raw and raw[k] is not None
         }
         for listed_key in ("alarms", "assigned_users"):
@@ -592,6 +618,7 @@ class DeploymentSpec:
             migrations=migrations,
             release=release,
             notifications=notifications,
+            regions=regions,
             **scalars,
         )
         spec.validate()
@@ -711,8 +738,61 @@ class DeploymentSpec:
         if self.notifications is not None:
             p.extend(_notification_problems(self.notifications))
         p.extend(_assigned_user_problems(self.assigned_users))
+        p.extend(self._region_problems())
         if p:
             raise SpecError(p)
+
+    def _region_problems(self) -> list[str]:
+        p: list[str] = []
+        if self.region_name is not None and not (
+            isinstance(self.region_name, str) and _REGION.fullmatch(self.region_name)
+        ):
+            p.append(f"region_name must be an AWS region, got {_show(self.region_name)}")
+        if self.region_rollout not in REGION_ROLLOUTS:
+            p.append(f"region_rollout must be one of {list(REGION_ROLLOUTS)}, got {_show(self.region_rollout)}")
+        if self.region_rollout == "waves" and len(self.regions) < 2:
+            p.append("region_rollout 'waves' needs at least two regions")
+        if not self.regions:
+            return p
+        if self.region_name is not None:
+            p.append("give region_name per region under regions, not beside them")
+        names = [r.region_name for r in self.regions]
+        records = [r.record_name.rstrip(".").lower() for r in self.regions if isinstance(r.record_name, str)]
+        for r in self.regions:
+            if not isinstance(r.region_name, str) or not _REGION.fullmatch(r.region_name):
+                p.append(f"regions: region_name must be an AWS region, got {_show(r.region_name)}")
+            if r.alarms is not None and (
+                not isinstance(r.alarms, tuple) or not all(_is_text(a, 255) for a in r.alarms)
+            ):
+                p.append(f"regions.{_show(r.region_name)}.alarms must be a list of alarm names, got {_show(r.alarms)}")
+        if len(set(names)) != len(names):
+            p.append(f"regions: each region once, got {names}")
+        if len(set(records)) != len(records):
+            p.append(f"regions: each region needs a record of its own (its state record lives there), got {records}")
+        if not p:
+            for region in self.region_specs():
+                try:
+                    region.validate()
+                except SpecError as err:
+                    p.extend(f"regions.{region.region_name}: {problem}" for problem in err.problems)
+        return p
+
+    def region_specs(self) -> tuple[DeploymentSpec, ...]:
+        """One single-region spec per region (this spec itself when it names no regions)."""
+        if not self.regions:
+            return (self,)
+        return tuple(
+            replace(
+                self,
+                regions=(),
+                region_rollout="lockstep",
+                region_name=r.region_name,
+                record_name=r.record_name,
+                hosted_zone=r.hosted_zone or self.hosted_zone,
+                alarms=self.alarms if r.alarms is None else r.alarms,
+            )
+            for r in self.regions
+        )
 
     def _name_problems(self) -> list[str]:
         """The service, zone and record names: plain names, and the record inside its zone."""

@@ -26,13 +26,12 @@ from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 from bluegreen_provider import approval_rule
 from bluegreen_provider.notifications import notify
 from bluegreen_provider.operators.base import PLAN_TASK_ID, StageMixin, StageOperator
+from bluegreen_provider.plan import Plan, PlanError
 from bluegreen_provider.state import Phase, TransitionRefused, hold
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
     from airflow.sdk.execution_time.hitl import HITLUser
-
-    from bluegreen_provider.plan import Plan
 
 APPROVE = "Approve"
 REJECT = "Reject"
@@ -185,6 +184,7 @@ class ApprovalSensor(StageMixin, HITLOperator, SkipMixin):
         aws_conn_id: str | None = "aws_default",
         region_name: str | None = None,
         plan_task_id: str = PLAN_TASK_ID,
+        region_plan_task_ids: Mapping[str, str] | None = None,
         **kwargs: Any,
     ) -> None:
         fixed = [arg for arg in self._FIXED_ARGS if arg in kwargs]
@@ -218,6 +218,7 @@ class ApprovalSensor(StageMixin, HITLOperator, SkipMixin):
         self.aws_conn_id = aws_conn_id
         self.region_name = region_name
         self.plan_task_id = plan_task_id
+        self.region_plan_task_ids = dict(region_plan_task_ids) if region_plan_task_ids else None
 
     # -- settings resolved from the plan ---------------------------------------------------------
     def _timeout(self, plan: Plan) -> timedelta | None:
@@ -264,6 +265,9 @@ class ApprovalSensor(StageMixin, HITLOperator, SkipMixin):
         }
         soaks = {t: context["ti"].xcom_pull(task_ids=t) for t in self.evidence_task_ids}
         firing = [a.name for a in self.cloudwatch.alarms_in_alarm(list(spec.alarms))] if spec.alarms else []
+        regions = self._regions(context) if self.region_plan_task_ids else None
+        if regions:
+            firing = sorted({name for region in regions.values() for name in region["alarms_firing"]})
         timeout, policy = self._timeout(plan), self._policy(plan)
         asked_at = datetime.now(UTC)
         refused = (
@@ -284,6 +288,7 @@ class ApprovalSensor(StageMixin, HITLOperator, SkipMixin):
                 "alarms_firing": firing,
                 "approval_mode": spec.approval_mode,
                 "not_auto_approved": refused,
+                **({"regions": regions} if regions else {}),
             },
         )
         if auto_approved:
@@ -300,7 +305,7 @@ class ApprovalSensor(StageMixin, HITLOperator, SkipMixin):
             self.log.info("Approval mode 'auto', but not auto-approved: %s; asking a person", "; ".join(refused))
 
         self.subject = f"Promote {spec.service} {plan.candidate} to 100 %?"
-        self.body = self._body(plan, split, versions, soaks, firing, deadline, policy, refused)
+        self.body = self._body(plan, split, versions, soaks, firing, deadline, policy, refused, regions)
         self.response_timeout = timeout
         self.log.info(
             "Asking to promote %s %s to 100 %% (traffic now %s); answer by %s, then policy %r",
@@ -322,6 +327,7 @@ class ApprovalSensor(StageMixin, HITLOperator, SkipMixin):
         deadline: datetime | None,
         policy: str,
         not_auto_approved: Sequence[str] | None = None,
+        regions: Mapping[str, Mapping[str, Any]] | None = None,
     ) -> str:
         spec, live, cand = plan.spec, plan.live, plan.candidate
         lines = [
@@ -331,6 +337,19 @@ class ApprovalSensor(StageMixin, HITLOperator, SkipMixin):
         if not_auto_approved:
             lines += [
                 f"Approval mode `auto`, but not auto-approved: {'; '.join(not_auto_approved)}. A person decides.",
+                "",
+            ]
+        if regions:
+            lines += [
+                f"### Regions ({spec.region_rollout})",
+                "| Region | Record | Traffic now | Candidate versions | Alarms firing now |",
+                "|---|---|---|---|---|",
+                *(
+                    f"| {name} | `{r['record']}` | {r['describe']} | "
+                    f"{', '.join(f'`{fn}` {_fmt(v)}' for fn, v in r['candidate_versions'].items())} | "
+                    f"{_alarm_names(r['alarms_firing'])} |"
+                    for name, r in regions.items()
+                ),
                 "",
             ]
         lines += [
@@ -365,6 +384,39 @@ class ApprovalSensor(StageMixin, HITLOperator, SkipMixin):
             f"- Roll back at any time: {rollback_hint(spec.service)}.",
         ]
         return "\n".join(lines)
+
+    def _regions(self, context: Context) -> dict[str, dict[str, Any]]:
+        """Each region's split, candidate versions and firing alarms, read in that region now."""
+        from bluegreen_provider.hooks.cloudwatch import CloudWatchMetricsHook
+        from bluegreen_provider.hooks.lambda_alias import LambdaAliasHook
+        from bluegreen_provider.hooks.route53 import Route53Hook
+        from bluegreen_provider.routers import make_router
+
+        found: dict[str, dict[str, Any]] = {}
+        for region, task_id in (self.region_plan_task_ids or {}).items():
+            try:
+                plan = Plan.from_dict(context["ti"].xcom_pull(task_ids=task_id))
+            except PlanError as err:
+                raise AirflowFailException(f"approval cannot be asked: region {region}: {err}") from err
+            route53 = Route53Hook(aws_conn_id=self.aws_conn_id, region_name=region)
+            lambdas = LambdaAliasHook(aws_conn_id=self.aws_conn_id, region_name=region)
+            split = make_router(plan.spec, route53, plan.zone_id, lambdas=lambdas).read_split()
+            versions = {}
+            for f in plan.spec.functions:
+                target = lambdas.get_alias(f.name, plan.candidate_alias)
+                versions[f.name] = target.version if target else None
+            alarms = list(plan.spec.alarms)
+            watcher = CloudWatchMetricsHook(aws_conn_id=self.aws_conn_id, region_name=region)
+            found[region] = {
+                "record": plan.spec.record_name,
+                "live": plan.live,
+                "candidate": plan.candidate,
+                "split": split,
+                "describe": plan.describe_split(split),
+                "candidate_versions": versions,
+                "alarms_firing": [a.name for a in watcher.alarms_in_alarm(alarms)] if alarms else [],
+            }
+        return found
 
     # -- the answer --------------------------------------------------------------------------------
     def execute_complete(self, context: Context, event: dict[str, Any]) -> dict[str, Any]:

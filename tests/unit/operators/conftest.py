@@ -20,15 +20,14 @@ from airflow.sdk.execution_time.task_runner import RuntimeTaskInstance
 from moto import mock_aws
 
 from bluegreen_provider.sandbox.releases import build_zip, code_sha256, handler_source
-from bluegreen_provider.state import DeploymentState, decode_txt
+from bluegreen_provider.state import DeploymentState
+from tests.unit.weighted_zone import create_weighted_zone, records, set_split, split_of, state_of, state_record_of
 
 REGION = "us-east-1"
 ZONE = "lego-mocs.com"
 RECORD = "api.lego-mocs.com"
 FUNCTIONS = ("lego-api-mocs", "lego-api-gallery")
 DAG_ID = "bluegreen_deploy"
-ALIAS_ZONE = "Z1UJRXOUMOOFQ8"  # API Gateway's regional hosted zone in us-east-1
-STATE_NAME = "_bluegreen.api.lego-mocs.com."
 
 
 class FakeTI:
@@ -98,13 +97,7 @@ class World:
             self.zips[name] = tmp / f"{name}.zip"
             self.zips[name].write_bytes(data)
             self.sha[name] = code_sha256(data)
-        self.zone_id = self.route53.create_hosted_zone(Name=ZONE, CallerReference="world")["HostedZone"]["Id"].split(
-            "/"
-        )[-1]
-        self.route53.change_resource_record_sets(
-            HostedZoneId=self.zone_id,
-            ChangeBatch={"Changes": [self._weighted("blue", 100), self._weighted("green", 0)]},
-        )
+        self.zone_id = create_weighted_zone(self.route53, ZONE, RECORD, caller_reference="world")
         role = boto3.client("iam").create_role(
             RoleName="lego-api",
             AssumeRolePolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": []}),
@@ -121,37 +114,18 @@ class World:
             for colour in ("blue", "green"):
                 self.lam.create_alias(FunctionName=fn, Name=f"production-{colour}", FunctionVersion="1")
 
-    @staticmethod
-    def _weighted(colour: str, weight: int) -> dict[str, Any]:
-        return {
-            "Action": "UPSERT",
-            "ResourceRecordSet": {
-                "Name": RECORD,
-                "Type": "A",
-                "SetIdentifier": colour,
-                "Weight": weight,
-                "AliasTarget": {
-                    "HostedZoneId": ALIAS_ZONE,
-                    "DNSName": f"d-{colour}.execute-api.{REGION}.amazonaws.com",
-                    "EvaluateTargetHealth": False,
-                },
-            },
-        }
-
     # -- reading back -----------------------------------------------------------------------------
     def sets(self) -> dict[str, dict[str, Any]]:
-        records = self.route53.list_resource_record_sets(HostedZoneId=self.zone_id)["ResourceRecordSets"]
-        return {r["SetIdentifier"]: r for r in records if r["Name"].rstrip(".") == RECORD and "SetIdentifier" in r}
+        """The weighted sets of the record, by set identifier."""
+        sets = self.records()
+        return {r["SetIdentifier"]: r for r in sets if r["Name"].rstrip(".") == RECORD and "SetIdentifier" in r}
 
     def split(self) -> dict[str, int]:
-        return {k: int(v["Weight"]) for k, v in self.sets().items()}
+        return split_of(self.records(), RECORD)
 
     def set_split(self, blue: int, green: int) -> None:
         """Change the weights by hand, outside bluegreen (the state record is left as it is)."""
-        self.route53.change_resource_record_sets(
-            HostedZoneId=self.zone_id,
-            ChangeBatch={"Changes": [self._weighted("blue", blue), self._weighted("green", green)]},
-        )
+        set_split(self.route53, self.zone_id, RECORD, blue=blue, green=green)
 
     def alias(self, fn: str, colour: str) -> str | None:
         try:
@@ -172,19 +146,14 @@ class World:
 
     def records(self) -> list[dict[str, Any]]:
         """Every record set of the zone, as Route53 lists them."""
-        return self.route53.list_resource_record_sets(HostedZoneId=self.zone_id)["ResourceRecordSets"]
+        return records(self.route53, self.zone_id)
 
     def state_record(self) -> dict[str, Any] | None:
-        found = [r for r in self.records() if r["Type"] == "TXT" and r["Name"].lower() == STATE_NAME]
-        assert len(found) <= 1, found
-        return found[0] if found else None
+        return state_record_of(self.records())
 
     def state(self) -> DeploymentState | None:
         """The deployment state record, decoded."""
-        record = self.state_record()
-        if record is None:
-            return None
-        return DeploymentState.from_json(decode_txt(" ".join(v["Value"] for v in record["ResourceRecords"])))
+        return state_of(self.records())
 
     def changes(self) -> int:
         """How many change batches Route53 has committed to this zone."""

@@ -17,7 +17,8 @@ from moto import mock_aws
 from bluegreen_provider.hooks.lambda_alias import LambdaAliasHook
 from bluegreen_provider.hooks.route53 import Route53Hook
 from bluegreen_provider.spec import DeploymentSpec
-from bluegreen_provider.state import DeploymentState, ServiceState, acquire, decode_txt, record_release
+from bluegreen_provider.state import DeploymentState, ServiceState, acquire, record_release
+from tests.unit.weighted_zone import create_weighted_zone, records, split_of, state_of
 
 RECORD = "api.example.com"
 FUNCTIONS = ("orders", "gallery")
@@ -40,13 +41,7 @@ class AliasWorld:
     def __init__(self, router: str = "lambda_alias") -> None:
         self.route53 = boto3.client("route53", region_name=REGION)
         self.lam = boto3.client("lambda", region_name=REGION)
-        self.zone_id = self.route53.create_hosted_zone(Name="example.com", CallerReference="routers")["HostedZone"][
-            "Id"
-        ].split("/")[-1]
-        self.route53.change_resource_record_sets(
-            HostedZoneId=self.zone_id,
-            ChangeBatch={"Changes": [self._weighted("blue", 100), self._weighted("green", 0)]},
-        )
+        self.zone_id = create_weighted_zone(self.route53, "example.com", RECORD, caller_reference="routers")
         role = boto3.client("iam", region_name=REGION).create_role(
             RoleName="bluegreen-routers", AssumeRolePolicyDocument="{}"
         )["Role"]["Arn"]
@@ -70,23 +65,6 @@ class AliasWorld:
             }
         )
 
-    @staticmethod
-    def _weighted(colour: str, weight: int) -> dict[str, Any]:
-        return {
-            "Action": "CREATE",
-            "ResourceRecordSet": {
-                "Name": RECORD,
-                "Type": "A",
-                "SetIdentifier": colour,
-                "Weight": weight,
-                "AliasTarget": {
-                    "HostedZoneId": "Z1UJRXOUMOOFQ8",
-                    "DNSName": f"d-{colour}.execute-api.us-east-1.amazonaws.com",
-                    "EvaluateTargetHealth": False,
-                },
-            },
-        }
-
     def service(self) -> ServiceState:
         """A fresh hook and service per actor, as separate Airflow tasks would have."""
         return ServiceState(
@@ -105,16 +83,13 @@ class AliasWorld:
         return {fn: self.alias(fn) for fn in FUNCTIONS}
 
     def records(self) -> list[dict[str, Any]]:
-        return self.route53.list_resource_record_sets(HostedZoneId=self.zone_id)["ResourceRecordSets"]
+        return records(self.route53, self.zone_id)
 
     def weights(self) -> dict[str, int]:
-        return {r["SetIdentifier"]: int(r["Weight"]) for r in self.records() if "SetIdentifier" in r}
+        return split_of(self.records())
 
     def state(self) -> DeploymentState | None:
-        txt = [r for r in self.records() if r["Type"] == "TXT" and r["Name"].startswith("_bluegreen.")]
-        if not txt:
-            return None
-        return DeploymentState.from_json(decode_txt(" ".join(v["Value"] for v in txt[0]["ResourceRecords"])))
+        return state_of(self.records())
 
 
 @pytest.fixture

@@ -11,7 +11,8 @@ from moto import mock_aws
 
 from bluegreen_provider.hooks.route53 import Route53Hook
 from bluegreen_provider.spec import DeploymentSpec
-from bluegreen_provider.state import DeploymentState, ServiceState, acquire, decode_txt, record_release, shift
+from bluegreen_provider.state import DeploymentState, ServiceState, acquire, record_release, shift
+from tests.unit.weighted_zone import create_weighted_zone, records, split_of, state_of
 
 RECORD = "api.example.com"
 FUNCTIONS = ("orders", "gallery")
@@ -25,13 +26,7 @@ class Zone:
 
     def __init__(self) -> None:
         self.client = boto3.client("route53", region_name="us-east-1")
-        self.zone_id = self.client.create_hosted_zone(Name="example.com", CallerReference="state")["HostedZone"][
-            "Id"
-        ].split("/")[-1]
-        self.client.change_resource_record_sets(
-            HostedZoneId=self.zone_id,
-            ChangeBatch={"Changes": [self.weighted("blue", 100), self.weighted("green", 0)]},
-        )
+        self.zone_id = create_weighted_zone(self.client, "example.com", RECORD, caller_reference="state")
         self.spec = DeploymentSpec.from_dict(
             {
                 "service": "orders-api",
@@ -41,38 +36,18 @@ class Zone:
             }
         )
 
-    @staticmethod
-    def weighted(colour: str, weight: int) -> dict[str, Any]:
-        return {
-            "Action": "CREATE",
-            "ResourceRecordSet": {
-                "Name": RECORD,
-                "Type": "A",
-                "SetIdentifier": colour,
-                "Weight": weight,
-                "AliasTarget": {
-                    "HostedZoneId": "Z1UJRXOUMOOFQ8",
-                    "DNSName": f"d-{colour}.execute-api.us-east-1.amazonaws.com",
-                    "EvaluateTargetHealth": False,
-                },
-            },
-        }
-
     def service(self) -> ServiceState:
         """A fresh hook and service per actor, as separate Airflow tasks would have."""
         return ServiceState(Route53Hook(aws_conn_id=None), self.zone_id, self.spec)
 
     def records(self) -> list[dict[str, Any]]:
-        return self.client.list_resource_record_sets(HostedZoneId=self.zone_id)["ResourceRecordSets"]
+        return records(self.client, self.zone_id)
 
     def split(self) -> dict[str, int]:
-        return {r["SetIdentifier"]: int(r["Weight"]) for r in self.records() if "SetIdentifier" in r}
+        return split_of(self.records())
 
     def state(self) -> DeploymentState | None:
-        txt = [r for r in self.records() if r["Type"] == "TXT" and r["Name"].startswith("_bluegreen.")]
-        if not txt:
-            return None
-        return DeploymentState.from_json(decode_txt(" ".join(v["Value"] for v in txt[0]["ResourceRecords"])))
+        return state_of(self.records())
 
 
 @pytest.fixture

@@ -32,14 +32,15 @@ from bluegreen_provider.state import (
     shift,
     state_record_name,
 )
+from tests.unit.weighted_zone import weighted_set
 
-from .conftest import RUN1, RUN2, V1, V2, always_active, planned
+from .conftest import RECORD, RUN1, RUN2, V1, V2, always_active, planned
 
 
 def set_weights(zone, **weights):
     zone.client.change_resource_record_sets(
         HostedZoneId=zone.zone_id,
-        ChangeBatch={"Changes": [{**zone.weighted(c, w), "Action": "UPSERT"} for c, w in weights.items()]},
+        ChangeBatch={"Changes": [weighted_set(RECORD, c, w) for c, w in weights.items()]},
     )
 
 
@@ -104,7 +105,7 @@ def test_state_record_name_is_lower_case_with_one_trailing_dot():
 
 def test_a_missing_weighted_set_is_named(zone):
     zone.client.change_resource_record_sets(
-        HostedZoneId=zone.zone_id, ChangeBatch={"Changes": [{**zone.weighted("green", 0), "Action": "DELETE"}]}
+        HostedZoneId=zone.zone_id, ChangeBatch={"Changes": [weighted_set(RECORD, "green", 0, action="DELETE")]}
     )
     with pytest.raises(StateError, match=re.escape("weighted set(s) ['green'] of api.example.com not found in zone ")):
         zone.service().read()

@@ -23,8 +23,9 @@ from bluegreen_provider.state import (
     rollback,
     shift,
 )
+from tests.unit.weighted_zone import weighted_set
 
-from .conftest import RUN1, RUN2, V1, V2, always_active, never_active, planned, promoted
+from .conftest import RECORD, RUN1, RUN2, V1, V2, always_active, never_active, planned, promoted
 
 
 def serving(versions):
@@ -107,7 +108,7 @@ def test_a_hand_edited_split_is_refused(zone):
     planned(zone)
     zone.client.change_resource_record_sets(
         HostedZoneId=zone.zone_id,
-        ChangeBatch={"Changes": [{**zone.weighted("green", 20), "Action": "UPSERT"}]},
+        ChangeBatch={"Changes": [weighted_set(RECORD, "green", 20)]},
     )
     with pytest.raises(StateError, match="changed outside bluegreen"):
         shift(zone.service(), RUN1, 10, previous_pct=0, serving=V2)
