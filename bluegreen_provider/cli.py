@@ -130,7 +130,8 @@ def cmd_status(args: argparse.Namespace) -> int:
         raise CliError(f"no services: the DAGs in {folder} define none", BAD_INPUT)
     specs = [_pick(services, name, folder) for name in names]
     for spec in specs:
-        print(service_status(spec, aws_conn_id=args.aws_conn_id).render())
+        for region in spec.region_specs():  # a multi-region service: one block per region
+            print(service_status(region, aws_conn_id=args.aws_conn_id).render())
     return 0
 
 
@@ -145,15 +146,24 @@ def cmd_rollback(args: argparse.Namespace) -> int:
     _use_sandbox_connection_if_up(args.aws_conn_id)
     services, folder = _services(args)
     spec = _pick(services, args.service, folder)
-    route53 = Route53Hook(aws_conn_id=args.aws_conn_id)
-    try:
-        outcome = emergency_rollback(
-            route53, LambdaAliasHook(aws_conn_id=args.aws_conn_id), spec, by=f"cli:{getpass.getuser()}"
+    done: dict[str, Any] = {}
+    for region in spec.region_specs():  # every region of a multi-region service, each its own record
+        route53 = Route53Hook(aws_conn_id=args.aws_conn_id, region_name=region.region_name)
+        lambdas = LambdaAliasHook(aws_conn_id=args.aws_conn_id, region_name=region.region_name)
+        try:
+            outcome = emergency_rollback(route53, lambdas, region, by=f"cli:{getpass.getuser()}")
+        except TransitionRefused as err:
+            if not spec.regions:
+                raise CliError(f"refused: {err}", BAD_INPUT) from err
+            done[region.region_name or ""] = {"refused": str(err)}
+            continue
+        route53.wait_for_change(outcome.change_id, timeout_seconds=region.insync_timeout_seconds, poll_seconds=2)
+        done[region.region_name or ""] = {**outcome_summary(outcome), "insync": True}
+    print(json.dumps(done if spec.regions else done[""], indent=2, default=str))
+    if spec.regions and all("refused" in result for result in done.values()):
+        raise CliError(
+            "refused in every region: " + "; ".join(f"{r}: {v['refused']}" for r, v in done.items()), BAD_INPUT
         )
-    except TransitionRefused as err:
-        raise CliError(f"refused: {err}", BAD_INPUT) from err
-    route53.wait_for_change(outcome.change_id, timeout_seconds=spec.insync_timeout_seconds, poll_seconds=2)
-    print(json.dumps({**outcome_summary(outcome), "insync": True}, indent=2, default=str))
     return 0
 
 

@@ -64,8 +64,8 @@ class ServiceStatus:
 
 
 def service_status(spec: DeploymentSpec, *, aws_conn_id: str | None = "aws_default") -> ServiceStatus:
-    route53 = Route53Hook(aws_conn_id=aws_conn_id)
-    lambdas = LambdaAliasHook(aws_conn_id=aws_conn_id)
+    route53 = Route53Hook(aws_conn_id=aws_conn_id, region_name=spec.region_name)
+    lambdas = LambdaAliasHook(aws_conn_id=aws_conn_id, region_name=spec.region_name)
     zone_id = route53.resolve_zone_id(spec.hosted_zone)
     svc = ServiceState(route53, zone_id, spec, lambdas=lambdas)
     by_set = svc.router.read_split()
@@ -89,12 +89,17 @@ def service_status(spec: DeploymentSpec, *, aws_conn_id: str | None = "aws_defau
             target = lambdas.get_alias(fn.name, slot.alias)
             aliases[fn.name][name] = target.version if target else None
     firing = (
-        [a.name for a in CloudWatchMetricsHook(aws_conn_id=aws_conn_id).alarms_in_alarm(spec.alarms)]
+        [
+            a.name
+            for a in CloudWatchMetricsHook(aws_conn_id=aws_conn_id, region_name=spec.region_name).alarms_in_alarm(
+                spec.alarms
+            )
+        ]
         if spec.alarms
         else []
     )
     return ServiceStatus(
-        service=spec.service,
+        service=f"{spec.service} [{spec.region_name}]" if spec.region_name else spec.service,
         record=spec.record_name,
         split=split,
         live=positive[0] if len(positive) == 1 else None,

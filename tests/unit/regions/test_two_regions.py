@@ -20,6 +20,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
+from bluegreen_provider.cli import main
 from bluegreen_provider.sandbox.releases import build_zip, handler_source
 from tests.unit.weighted_zone import create_weighted_zone, records, set_split, split_of, state_of
 
@@ -166,7 +167,7 @@ def approval_request(dag_id: str = DAG_ID) -> dict[str, Any]:
 
 @pytest.mark.usefixtures("airflow_db")
 @pytest.mark.parametrize("rollout", ["lockstep", "waves"])
-def test_both_regions_promote_through_every_step(regions, tmp_path, monkeypatch, rollout):
+def test_both_regions_promote_through_every_step(regions, tmp_path, monkeypatch, capsys, rollout):
     state, tasks = run_dag(regions, tmp_path, monkeypatch, region_rollout=rollout)
 
     assert state == "success", tasks
@@ -184,6 +185,11 @@ def test_both_regions_promote_through_every_step(regions, tmp_path, monkeypatch,
     assert {r: (a["record"], a["split"], a["candidate_versions"]) for r, a in asked.items()} == {
         r: (record_of(r), {"blue": 50, "green": 50}, dict.fromkeys(FUNCTIONS, "2")) for r in REGIONS
     }
+    # `bluegreen status` reads each region in its own region: one block per region.
+    assert main(["--dags-folder", str(tmp_path / "dags"), "status"]) == 0
+    shown = capsys.readouterr().out
+    for region in REGIONS:
+        assert f"lego-api [{region}]  ({record_of(region)})" in shown, shown
 
 
 @pytest.mark.usefixtures("airflow_db")
