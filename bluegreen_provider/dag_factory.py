@@ -9,6 +9,10 @@ can be cleared and re-run:
     rollback: the run's teardown, however the run ends (every stage's on_failure_callback also
               sends the rollback at once; the teardown waits for INSYNC and reads it back)
 
+A config that lists ``regions`` gets those stages once per region, in a task group each
+(``<region>.plan`` … ``<region>.rollback``), with one ``run_migrations`` and one ``approval``; the
+regions step in lockstep or in waves (``region_rollout``) and a failure anywhere rolls all back.
+
 The config's ``notifications`` reach the approval's HITL request (its ``notifiers``) and the DAG's
 Deadline Alert ("overdue"); the stages send the rest (:mod:`bluegreen_provider.notifications`).
 
