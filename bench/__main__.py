@@ -27,6 +27,7 @@ from bench import RESULTS_PATH, BenchResult, airflow_env, log, machine, report
 BENCHMARKS: tuple[str, ...] = (
     "blast_radius",
     "rollback_visibility",
+    "router_rollback",
     "rollback_storm",
     "api_cost",
     "dag_parse",
@@ -38,6 +39,7 @@ PARALLEL_ORDER: tuple[str, ...] = (
     "trigger_footprint",
     "blast_radius",
     "rollback_visibility",
+    "router_rollback",
     "rollback_storm",
     "api_cost",
     "dag_parse",

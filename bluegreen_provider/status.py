@@ -27,6 +27,7 @@ class ServiceStatus:
     deployment: dict[str, Any] | None = None
     aliases: dict[str, dict[str, str | None]] = field(default_factory=dict)
     alarms_in_alarm: list[str] = field(default_factory=list)
+    region: str | None = None  # one region of a multi-region service
 
     @property
     def state(self) -> str:
@@ -40,7 +41,7 @@ class ServiceStatus:
 
     def render(self) -> str:
         lines = [
-            f"{self.service}  ({self.record})  {self.state}",
+            f"{self.service}{f' [{self.region}]' if self.region else ''}  ({self.record})  {self.state}",
             "  split:     " + " / ".join(f"{k} {v}" for k, v in sorted(self.split.items())),
             "  state:     "
             + (
@@ -99,7 +100,8 @@ def service_status(spec: DeploymentSpec, *, aws_conn_id: str | None = "aws_defau
         else []
     )
     return ServiceStatus(
-        service=f"{spec.service} [{spec.region_name}]" if spec.region_name else spec.service,
+        service=spec.service,
+        region=spec.region_name,
         record=spec.record_name,
         split=split,
         live=positive[0] if len(positive) == 1 else None,

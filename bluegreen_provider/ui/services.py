@@ -132,8 +132,25 @@ def dag_facts(dag: Any, updated: datetime | None = None) -> DagFacts | None:
             if missing:
                 problem = f"DAG {dag.dag_id} has no param {', '.join(missing)} for its plan's spec"
         service = config.get("service") if isinstance(config.get("service"), str) else _named_by_tags(dag.tags)
+        if kind == "deploy" and config.get("region_name"):
+            config = _with_regions(config, dag)
         return DagFacts(dag.dag_id, kind, service, None if problem else config, problem, updated)
     return None
+
+
+def _with_regions(first: Mapping[str, Any], dag: Any) -> dict[str, Any]:
+    """A multi-region DAG's config: the first region's plan spec with every region's plan listed under ``regions``."""
+    regions = []
+    for task in dag.tasks:
+        spec = getattr(task, "spec", None)
+        if (
+            _task_kind(getattr(task, "_task_module", None), getattr(task, "task_type", None)) == "deploy"
+            and isinstance(spec, Mapping)
+            and spec.get("region_name")
+        ):
+            keys = ("region_name", "record_name", "hosted_zone", "alarms")
+            regions.append({key: spec.get(key) for key in keys})
+    return {**first, "region_name": None, "regions": regions}
 
 
 def _latest_serialized(session: Session) -> list[tuple[Any, str, str, datetime]]:
@@ -304,14 +321,16 @@ def collect_services(*, aws_conn_id: str, only: Sequence[str] = ()) -> list[dict
         if service.spec is None:
             entries.append({"service": service.name, "record": None, "error": service.problem, **links})
             continue
-        try:
-            entry = {**service_status(service.spec, aws_conn_id=aws_conn_id).to_dict(), "error": None}
-        except Exception as err:  # any failure is this service's, never the page's
-            log.warning("bluegreen UI: status of %s failed: %s", service.name, err)
-            entry = {
-                "service": service.name,
-                "record": service.spec.record_name,
-                "error": f"{type(err).__name__}: {err}",
-            }
-        entries.append({**entry, **links})
+        for region in service.spec.region_specs():  # a card per region of a multi-region service
+            try:
+                entry = {**service_status(region, aws_conn_id=aws_conn_id).to_dict(), "error": None}
+            except Exception as err:  # any failure is this service's, never the page's
+                log.warning("bluegreen UI: status of %s failed: %s", service.name, err)
+                entry = {
+                    "service": service.name,
+                    "region": region.region_name,
+                    "record": region.record_name,
+                    "error": f"{type(err).__name__}: {err}",
+                }
+            entries.append({**entry, **links})
     return entries

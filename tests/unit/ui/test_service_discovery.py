@@ -215,3 +215,28 @@ def test_without_a_name_every_found_service_is_read_from_aws(tmp_path, airflow_d
     assert [e["service"] for e in entries if e["error"] is None] == sorted(read)
     assert services.collect_services(aws_conn_id="aws_default", only=[second.service])[0]["service"] == second.service
     assert read[-1] == second.service and read.count(first.service) == 1
+
+
+def test_a_multi_region_service_is_found_with_every_region_and_shown_per_region(
+    client, tmp_path, airflow_db, aws_unreachable
+):
+    dags = ServiceDags(tmp_path)
+    regions = [
+        {"region_name": "us-east-1", "record_name": f"use1.{dags.service}.ledger.example"},
+        {"region_name": "eu-west-1", "record_name": f"euw1.{dags.service}.ledger.example", "alarms": ["eu-errors"]},
+    ]
+    dags.config = {**dags.config, "regions": regions, "region_rollout": "waves"}
+    source = (dags.folder / "ledger.py").read_text()
+    (dags.folder / "ledger.py").write_text(source.replace(json.dumps(_config(dags.service)), json.dumps(dags.config)))
+    dags.store()
+
+    found = _find(dags.service)
+
+    # One plan task per region in the DAG; the service's regions are rebuilt from them.
+    written = DeploymentSpec.from_dict(dags.config)
+    assert [r.to_dict() for r in found.spec.region_specs()] == [r.to_dict() for r in written.region_specs()]
+    entries = [e for e in client.get(f"/api/services?service={dags.service}").json() if e["service"] == dags.service]
+    assert [(e["region"], e["record"]) for e in entries] == [(r["region_name"], r["record_name"]) for r in regions]
+    page = client.get(f"/?service={dags.service}").text
+    for region in ("us-east-1", "eu-west-1"):
+        assert f'id="svc-{dags.service}-{region}"' in page and f'data-region="{region}"' in page
