@@ -243,8 +243,8 @@ def deployment_dag(
         for r in regions:
             before >> r.health
         before = [r.health for r in regions]
+        waves = [regions[:1], regions[1:]] if spec.region_rollout == "waves" else [regions]
         for index in range(len(spec.canary_steps)):
-            waves = [regions[:1], regions[1:]] if spec.region_rollout == "waves" else [regions]
             for wave in waves:
                 for r in wave:
                     before >> r.shifts[index]
